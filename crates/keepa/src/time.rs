@@ -1,0 +1,83 @@
+//! Keepa time: whole minutes since 2011-01-01T00:00Z.
+//!
+//! Keepa stamps every history point, `lastUpdate`, `creationDate` and the
+//! like in these minutes. The conversion is exact in both directions for
+//! whole minutes; Unix milliseconds that are not on a minute boundary round
+//! down.
+
+use serde::{Deserialize, Serialize};
+
+/// Minutes between the Unix epoch and Keepa's epoch (2011-01-01T00:00Z).
+pub const KEEPA_EPOCH_OFFSET_MINUTES: i64 = 21_564_000;
+
+const MS_PER_MINUTE: i64 = 60_000;
+
+/// A point in Keepa time (minutes since 2011-01-01T00:00Z).
+///
+/// ```
+/// use keepa::time::KeepaMinutes;
+/// // Keepa's own documented example.
+/// assert_eq!(KeepaMinutes(411_180).to_unix_ms(), 1_318_510_800_000);
+/// assert_eq!(KeepaMinutes::from_unix_ms(1_318_510_800_000), KeepaMinutes(411_180));
+/// ```
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
+)]
+#[serde(transparent)]
+pub struct KeepaMinutes(pub i64);
+
+impl KeepaMinutes {
+    /// Unix milliseconds at the start of this Keepa minute.
+    pub fn to_unix_ms(self) -> i64 {
+        (self.0 + KEEPA_EPOCH_OFFSET_MINUTES) * MS_PER_MINUTE
+    }
+
+    /// The Keepa minute containing the given Unix milliseconds (rounds down,
+    /// also before the epoch).
+    pub fn from_unix_ms(unix_ms: i64) -> Self {
+        KeepaMinutes(unix_ms.div_euclid(MS_PER_MINUTE) - KEEPA_EPOCH_OFFSET_MINUTES)
+    }
+
+    /// Unix seconds at the start of this Keepa minute.
+    pub fn to_unix_secs(self) -> i64 {
+        self.to_unix_ms() / 1000
+    }
+}
+
+impl std::fmt::Display for KeepaMinutes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} (keepa minutes)", self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keepa_documented_example_converts_both_ways() {
+        assert_eq!(KeepaMinutes(411_180).to_unix_ms(), 1_318_510_800_000);
+        assert_eq!(
+            KeepaMinutes::from_unix_ms(1_318_510_800_000),
+            KeepaMinutes(411_180)
+        );
+    }
+
+    #[test]
+    fn epoch_is_2011_not_2000() {
+        // 2011-01-01T00:00:00Z
+        assert_eq!(KeepaMinutes(0).to_unix_ms(), 1_293_840_000_000);
+    }
+
+    #[test]
+    fn partial_minutes_round_down_even_before_epoch() {
+        assert_eq!(
+            KeepaMinutes::from_unix_ms(1_293_840_000_000 + 59_999),
+            KeepaMinutes(0)
+        );
+        assert_eq!(
+            KeepaMinutes::from_unix_ms(1_293_840_000_000 - 1),
+            KeepaMinutes(-1)
+        );
+    }
+}
