@@ -1,0 +1,269 @@
+//! Fault injection: what can go wrong, how often, parsed from a short spec
+//! or a TOML file.
+//!
+//! Spec syntax (comma-separated `name=value`, every part optional):
+//!
+//! | part | meaning |
+//! |---|---|
+//! | `5xx=P` | with probability `P`, answer 500 (or, one time in four, 503) with the envelope and an error object; **not charged** (the request never ran) |
+//! | `latency=A..B` or `latency=A` | every response is delayed by a uniform real-time duration in `A..=B` (`ms`, `s`, `m`) |
+//! | `hang=P` | with probability `P`, the request **is executed and charged**, then the server holds the connection for `hang_for` real time (default 150 s) without answering |
+//! | `hang_for=D` | how long a hang lasts |
+//! | `reset=P` | with probability `P`, the connection is dropped (TCP RST) before the request runs; not charged |
+//! | `garbage=P` | with probability `P`, the request runs and is charged, and the body is malformed (half of the time gzip cut short, otherwise gzip of broken JSON) |
+//! | `foreign=N/min` | a foreign consumer spends `N` tokens per Keepa minute on average from **every** key's bucket (`/h` and `/s` also accepted), in requests of `1..=foreign_max` tokens, obeying the admission rule; unseen except through `tokensLeft` and `/_fake/stats` |
+//! | `foreign_max=N` | largest foreign request (default 50) |
+//!
+//! The same keys work in TOML (`latency = "20ms..2s"`, `5xx = 0.05`,
+//! `foreign = "8/min"`). Probabilities are drawn from a generator seeded by
+//! the server seed, in the order requests arrive: a sequential client sees
+//! the same faults on every run.
+//!
+//! ```
+//! use fake_keepa::faults::FaultSpec;
+//! let spec: FaultSpec = "5xx=0.05,latency=20ms..2s,hang=0.01,reset=0.01,garbage=0.01,foreign=8/min"
+//!     .parse()
+//!     .unwrap();
+//! assert_eq!(spec.server_error, 0.05);
+//! assert_eq!(spec.foreign_per_minute, 8.0);
+//! ```
+
+use std::str::FromStr;
+use std::time::Duration;
+
+/// A fault spec that cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FaultSpecError {
+    /// A part that is not `name=value`.
+    #[error("fault spec part {0:?} is not name=value")]
+    NotAPair(String),
+    /// An unknown fault name.
+    #[error("unknown fault {0:?} (known: 5xx, latency, hang, hang_for, reset, garbage, foreign, foreign_max)")]
+    UnknownFault(String),
+    /// A value that does not parse or is out of range.
+    #[error("bad value {value:?} for fault {name}: {why}")]
+    BadValue {
+        /// The fault name.
+        name: String,
+        /// The value given.
+        value: String,
+        /// What is wrong with it.
+        why: &'static str,
+    },
+    /// The TOML document does not parse.
+    #[error("fault file is not valid TOML: {0}")]
+    Toml(String),
+}
+
+/// Which faults to inject and how often. `Default` injects none.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FaultSpec {
+    /// Probability of a 5xx answer (not charged).
+    pub server_error: f64,
+    /// Real-time latency added to every answer, uniform in the range.
+    pub latency: Option<(Duration, Duration)>,
+    /// Probability that a request is charged and then never answered.
+    pub hang: f64,
+    /// How long a hanging request holds the connection (real time).
+    pub hang_for: Duration,
+    /// Probability that the connection is reset before the request runs.
+    pub reset: f64,
+    /// Probability of a malformed body (the request ran and was charged).
+    pub garbage: f64,
+    /// Mean foreign spend per Keepa minute on each key; 0 = none.
+    pub foreign_per_minute: f64,
+    /// Largest single foreign request.
+    pub foreign_max_cost: i64,
+}
+
+impl Default for FaultSpec {
+    fn default() -> Self {
+        FaultSpec {
+            server_error: 0.0,
+            latency: None,
+            hang: 0.0,
+            hang_for: Duration::from_secs(150),
+            reset: 0.0,
+            garbage: 0.0,
+            foreign_per_minute: 0.0,
+            foreign_max_cost: 50,
+        }
+    }
+}
+
+impl FaultSpec {
+    /// No faults at all.
+    pub fn none() -> Self {
+        FaultSpec::default()
+    }
+
+    /// Whether any fault is configured.
+    pub fn is_empty(&self) -> bool {
+        *self == FaultSpec::default()
+    }
+
+    /// Parses the TOML form (same keys as the inline spec).
+    pub fn from_toml_str(text: &str) -> Result<Self, FaultSpecError> {
+        let table: toml::Table = text
+            .parse()
+            .map_err(|e: toml::de::Error| FaultSpecError::Toml(e.message().to_string()))?;
+        let mut spec = FaultSpec::default();
+        for (name, value) in &table {
+            let value = match value {
+                toml::Value::String(s) => s.clone(),
+                toml::Value::Integer(i) => i.to_string(),
+                toml::Value::Float(f) => f.to_string(),
+                other => {
+                    return Err(FaultSpecError::BadValue {
+                        name: name.clone(),
+                        value: other.to_string(),
+                        why: "expected a string or a number",
+                    })
+                }
+            };
+            spec.set(name, &value)?;
+        }
+        Ok(spec)
+    }
+
+    fn set(&mut self, name: &str, value: &str) -> Result<(), FaultSpecError> {
+        let bad = |why| FaultSpecError::BadValue {
+            name: name.to_string(),
+            value: value.to_string(),
+            why,
+        };
+        let prob = || -> Result<f64, FaultSpecError> {
+            let p: f64 = value
+                .trim()
+                .parse()
+                .map_err(|_| bad("expected a probability"))?;
+            if (0.0..=1.0).contains(&p) {
+                Ok(p)
+            } else {
+                Err(bad("a probability is between 0 and 1"))
+            }
+        };
+        match name.trim() {
+            "5xx" => self.server_error = prob()?,
+            "hang" => self.hang = prob()?,
+            "reset" => self.reset = prob()?,
+            "garbage" => self.garbage = prob()?,
+            "hang_for" => {
+                self.hang_for =
+                    parse_duration(value).ok_or_else(|| bad("expected a duration like 150s"))?
+            }
+            "latency" => {
+                let (a, b) = match value.split_once("..") {
+                    Some((a, b)) => (a, b),
+                    None => (value, value),
+                };
+                let a = parse_duration(a).ok_or_else(|| bad("expected a duration like 20ms"))?;
+                let b = parse_duration(b).ok_or_else(|| bad("expected a duration like 2s"))?;
+                if a > b {
+                    return Err(bad("the range must be low..high"));
+                }
+                self.latency = Some((a, b));
+            }
+            "foreign" => {
+                let (n, unit) = value.split_once('/').unwrap_or((value, "min"));
+                let n: f64 = n.trim().parse().map_err(|_| bad("expected N/min"))?;
+                let per_minute = match unit.trim() {
+                    "s" | "sec" => n * 60.0,
+                    "m" | "min" => n,
+                    "h" | "hour" => n / 60.0,
+                    _ => return Err(bad("the unit is /s, /min or /h")),
+                };
+                if !per_minute.is_finite() || per_minute < 0.0 {
+                    return Err(bad("the rate must be a non-negative number"));
+                }
+                self.foreign_per_minute = per_minute;
+            }
+            "foreign_max" => {
+                let n: i64 = value
+                    .trim()
+                    .parse()
+                    .map_err(|_| bad("expected a token count"))?;
+                if n < 1 {
+                    return Err(bad("at least 1"));
+                }
+                self.foreign_max_cost = n;
+            }
+            other => return Err(FaultSpecError::UnknownFault(other.to_string())),
+        }
+        Ok(())
+    }
+}
+
+impl FromStr for FaultSpec {
+    type Err = FaultSpecError;
+
+    /// Parses the inline form, e.g. `"5xx=0.05,latency=20ms..2s,foreign=8/min"`.
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let mut spec = FaultSpec::default();
+        for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let (name, value) = part
+                .split_once('=')
+                .ok_or_else(|| FaultSpecError::NotAPair(part.to_string()))?;
+            spec.set(name, value)?;
+        }
+        Ok(spec)
+    }
+}
+
+/// Parses `20ms`, `2s`, `1.5s`, `3m`; a bare number is milliseconds.
+pub fn parse_duration(text: &str) -> Option<Duration> {
+    let t = text.trim();
+    let (num, mult_ms) = if let Some(n) = t.strip_suffix("ms") {
+        (n, 1.0)
+    } else if let Some(n) = t.strip_suffix('s') {
+        (n, 1000.0)
+    } else if let Some(n) = t.strip_suffix('m') {
+        (n, 60_000.0)
+    } else {
+        (t, 1.0)
+    };
+    let v: f64 = num.trim().parse().ok()?;
+    let ms = v * mult_ms;
+    if !ms.is_finite() || !(0.0..=86_400_000.0).contains(&ms) {
+        return None;
+    }
+    Some(Duration::from_micros((ms * 1000.0) as u64))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn inline_and_toml_agree() {
+        let a: FaultSpec =
+            "5xx=0.05,latency=20ms..2s,hang=0.01,reset=0.01,garbage=0.01,foreign=8/min"
+                .parse()
+                .unwrap();
+        let b = FaultSpec::from_toml_str(
+            "5xx = 0.05\nlatency = \"20ms..2s\"\nhang = 0.01\nreset = 0.01\ngarbage = 0.01\nforeign = \"8/min\"\n",
+        )
+        .unwrap();
+        assert_eq!(a, b);
+        assert_eq!(
+            a.latency,
+            Some((Duration::from_millis(20), Duration::from_secs(2)))
+        );
+    }
+
+    #[test]
+    fn bad_specs_are_typed_errors() {
+        assert!(matches!(
+            "5xx".parse::<FaultSpec>(),
+            Err(FaultSpecError::NotAPair(_))
+        ));
+        assert!(matches!(
+            "boom=1".parse::<FaultSpec>(),
+            Err(FaultSpecError::UnknownFault(_))
+        ));
+        assert!("5xx=2".parse::<FaultSpec>().is_err());
+        assert!("latency=2s..1s".parse::<FaultSpec>().is_err());
+        assert!("foreign=8/week".parse::<FaultSpec>().is_err());
+        assert!("".parse::<FaultSpec>().unwrap().is_empty());
+    }
+}
