@@ -1,0 +1,243 @@
+//! Behaviour of the `flow` policy and the seed's policies through the
+//! public scheduler.
+
+use budget::policy::{ControlledDeficit, Flow, WaitForMax};
+use budget::*;
+use keepa::TokenSnapshot;
+
+fn snap(ts: i64, left: i64, rate: i64) -> TokenSnapshot {
+    TokenSnapshot {
+        timestamp_ms: ts,
+        tokens_left: left,
+        refill_in_ms: 60_000 - ts.rem_euclid(60_000),
+        refill_rate: rate,
+    }
+}
+
+fn refresh(next_due: i64, period_s: i64, max_delay_s: i64, cost: i64) -> Demand {
+    Demand {
+        job: JobId(9),
+        need: Need::Periodic(Periodic {
+            next_due,
+            period_ms: period_s * 1000,
+            max_delay_ms: max_delay_s * 1000,
+            cost: Prediction::exact(cost),
+        }),
+    }
+}
+
+fn bulk(job: u32, per_item: i64, min: u32, max: u32) -> Demand {
+    Demand {
+        job: JobId(job),
+        need: Need::Bulk(Bulk {
+            per_request: Prediction::exact(0),
+            per_item: Prediction::exact(per_item),
+            min_batch: min,
+            max_batch: max,
+            weight: 1,
+            not_before: 0,
+            finishing: false,
+        }),
+    }
+}
+
+fn sched<P: Policy>(p: P, s: TokenSnapshot) -> Scheduler<P> {
+    let mut sc = Scheduler::new(p, Ledger::default());
+    sc.synced(s.timestamp_ms, s);
+    sc
+}
+
+#[test]
+fn flow_wait_ends_exactly_when_refill_makes_the_batch_fit() {
+    // 5/min, balance 10, a fixed 20-item chunk at 12 tokens: needs 241.
+    let d = [bulk(1, 12, 20, 20)];
+    let mut s = sched(Flow::default(), snap(0, 10, 5));
+    let Decision::Wait { until: Some(at) } = s.decide(0, &d) else {
+        panic!("must wait")
+    };
+    // 10 + 5k >= 241 → k = 47 steps.
+    assert_eq!(at, 47 * 60_000);
+    assert!(matches!(s.decide(at - 1, &d), Decision::Wait { .. }));
+    assert!(matches!(s.decide(at, &d), Decision::Go(g) if g.items == 20));
+}
+
+#[test]
+fn flow_sizes_the_batch_to_the_balance_and_leaves_it_positive() {
+    for rate in [5, 20, 250, 4000] {
+        let cap = 60 * rate;
+        let mut s = sched(Flow::default(), snap(0, cap, rate));
+        let d = [bulk(1, 7, 1, 100)];
+        let Decision::Go(g) = s.decide(0, &d) else {
+            panic!()
+        };
+        assert_eq!(g.items as i64, ((cap - 1) / 7).min(100), "rate {rate}");
+        assert!(cap - g.cost.upper_bound >= 1);
+    }
+}
+
+#[test]
+fn flow_keeps_the_periodic_run_admissible_by_its_deadline() {
+    // Two periodic runs of 50 tokens due in 30 s with no slack; 5/min;
+    // balance 60. Whichever runs second must still find a positive balance
+    // after the other's 50: a bulk request must leave 51, so no item of 12.
+    let mut other = refresh(30_000, 3600, 0, 50);
+    other.job = JobId(8);
+    let d = [refresh(30_000, 3600, 0, 50), other, bulk(1, 12, 1, 100)];
+    let mut s = sched(Flow::default(), snap(0, 60, 5));
+    assert!(matches!(s.decide(0, &d), Decision::Wait { .. }));
+    // With balance 63 one item fits: 63 - 12 = 51 >= 50 + 1.
+    let mut s = sched(Flow::default(), snap(0, 63, 5));
+    assert!(matches!(s.decide(0, &d), Decision::Go(g) if g.items == 1));
+}
+
+#[test]
+fn flow_refuses_an_item_that_never_fits_with_periodic_jobs() {
+    // Bucket 300 at 5/min; one item costs 400; a refresher every minute.
+    let d = [refresh(60_000, 60, 60, 1), bulk(1, 400, 1, 1)];
+    let mut s = sched(Flow::default(), snap(0, 300, 5));
+    match s.decide(0, &d) {
+        Decision::Refuse(Refusal::NeverFits { job, cost, .. }) => {
+            assert_eq!(job, JobId(1));
+            assert_eq!(cost, 400);
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+}
+
+#[test]
+fn flow_sends_an_item_larger_than_the_bucket_from_a_full_bucket_without_periodic_jobs() {
+    let d = [bulk(1, 400, 1, 1)];
+    let mut s = sched(Flow::default(), snap(0, 290, 5));
+    assert_eq!(
+        s.decide(0, &d),
+        Decision::Wait {
+            until: Some(120_000)
+        }
+    );
+    let mut s = sched(Flow::default(), snap(0, 300, 5));
+    assert!(matches!(s.decide(0, &d), Decision::Go(_)));
+}
+
+#[test]
+fn flow_zero_refill_is_refused_not_waited_on() {
+    let d = [bulk(1, 12, 1, 1)];
+    let mut s = sched(Flow::default(), snap(0, 0, 0));
+    assert!(matches!(
+        s.decide(0, &d),
+        Decision::Refuse(Refusal::NoRefill { .. })
+    ));
+}
+
+#[test]
+fn flow_finish_line_takes_all_that_remains_at_a_positive_balance() {
+    let mut b = bulk(1, 12, 1, 90);
+    if let Need::Bulk(x) = &mut b.need {
+        x.finishing = true;
+    }
+    let mut s = sched(Flow::default(), snap(0, 1, 5));
+    assert!(matches!(s.decide(0, &[b]), Decision::Go(g) if g.items == 90));
+    let mut off = sched(
+        Flow {
+            finish_line: false,
+            ..Flow::default()
+        },
+        snap(0, 1, 5),
+    );
+    assert!(matches!(off.decide(0, &[b]), Decision::Wait { .. }));
+}
+
+#[test]
+fn flow_shares_bulk_by_weight() {
+    let mut s = sched(Flow::default(), snap(0, 1_000_000, 100_000));
+    let mut a = bulk(1, 10, 1, 1);
+    let mut b = bulk(2, 10, 1, 1);
+    if let Need::Bulk(x) = &mut b.need {
+        x.weight = 3;
+    }
+    if let Need::Bulk(x) = &mut a.need {
+        x.weight = 1;
+    }
+    let d = [a, b];
+    let mut count = [0, 0];
+    for _ in 0..400 {
+        let Decision::Go(g) = s.decide(0, &d) else {
+            panic!()
+        };
+        let r = s.start(&g, &d);
+        s.settle(r, Outcome::Unsent);
+        count[(g.job.0 - 1) as usize] += 1;
+    }
+    assert_eq!(count, [100, 300]);
+}
+
+#[test]
+fn wait_for_max_at_exactly_max_never_starts_while_the_refresher_sips() {
+    let rules = SeedRules {
+        wait_for_max_fraction: 1.0,
+        ..SeedRules::default()
+    };
+    let p = WaitForMax { rules };
+    let mut s = sched(p, snap(0, 300, 5));
+    let d = [refresh(0, 60, 60, 1), bulk(1, 12, 20, 20)];
+    let Decision::Go(g) = s.decide(0, &d) else {
+        panic!()
+    };
+    assert_eq!(g.job, JobId(9), "the refresher goes first");
+    let r = s.start(&g, &d);
+    s.settle(
+        r,
+        Outcome::Charged {
+            consumed: 1,
+            snapshot: Some(snap(0, 299, 5)),
+        },
+    );
+    let d = [refresh(60_000, 60, 60, 1), bulk(1, 12, 20, 20)];
+    assert!(matches!(s.decide(0, &d), Decision::Wait { .. }));
+}
+
+#[test]
+fn controlled_deficit_waits_for_the_resume_level_once_below_the_threshold() {
+    let p = ControlledDeficit::default();
+    let d = [bulk(1, 12, 20, 20)];
+    let mut s = sched(p, snap(0, 45, 5));
+    // 45 <= 50: wait until 55, i.e. two steps.
+    assert_eq!(
+        s.decide(0, &d),
+        Decision::Wait {
+            until: Some(120_000)
+        }
+    );
+    // At 50 (one step) still waiting, although a fresh start at 51 would go.
+    assert!(matches!(s.decide(60_000, &d), Decision::Wait { .. }));
+    assert!(matches!(s.decide(120_000, &d), Decision::Go(_)));
+    // A fresh scheduler at 51 goes at once: above the threshold.
+    let mut s = sched(p, snap(0, 51, 5));
+    assert!(matches!(s.decide(0, &d), Decision::Go(_)));
+}
+
+#[test]
+fn seed_refresher_skips_below_its_minimum() {
+    let mut s = sched(ControlledDeficit::default(), snap(0, 19, 5));
+    assert_eq!(
+        s.decide(0, &[refresh(0, 60, 60, 1)]),
+        Decision::Skip(JobId(9))
+    );
+}
+
+#[test]
+fn a_grant_that_rests_on_unconfirmed_refill_syncs_first_at_most_once_a_minute() {
+    // Confirmed balance -3; the projection says +2 after the step at 60 s.
+    let mut s = sched(Flow::default(), snap(0, -3, 5));
+    let d = [refresh(60_000, 60, 60, 1)];
+    assert_eq!(s.decide(60_000, &d), Decision::Sync);
+    // The /token answer says a foreign consumer took the step: still -3 + 5 - 10.
+    s.synced(60_000, snap(60_000, -8, 5));
+    assert!(matches!(
+        s.decide(60_000, &d),
+        Decision::Wait {
+            until: Some(180_000)
+        }
+    ));
+    // -3 at the next step, +2 at the one after: sync again (a minute has passed).
+    assert_eq!(s.decide(180_000, &d), Decision::Sync);
+}
