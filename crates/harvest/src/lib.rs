@@ -1,0 +1,55 @@
+//! The harvest: backfill, refresh and re-check jobs under one token budget,
+//! the staged pipeline (free deal filter → product stats → offers → store),
+//! the run configuration and the store.
+//!
+//! - [`run()`]: one run until a target, a deadline or a stop signal, with a
+//!   [`Summary`] (the keys of `run --summary-json`).
+//! - [`jobs`]: the backfill (durable page cursor), the refresh (periodic,
+//!   newest first down to a watermark) and the re-check (lowest weight).
+//! - [`pipeline`]: the only code that calls Keepa, always through a budget
+//!   permit; never pays twice for a product the store knows.
+//! - [`extract`]: the one module reading Keepa's deal and product objects.
+//! - [`sandbox`]: the in-process fake Keepa behind `run --sandbox`.
+//! - [`config`], [`store`]: the TOML configuration and the database.
+//!
+//! Guarantees: rows and checkpoints commit in one transaction after every
+//! request, so a crash loses at most the request in flight; a cursor or
+//! watermark moves only past deals stored or deliberately rejected; jobs do
+//! no token arithmetic.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use harvest::{config::RunConfig, metrics::Metrics, run, store::Store, RunOptions, Sandbox, SandboxSettings};
+//! let sandbox = Sandbox::start(SandboxSettings::default()).await?;
+//! let (_stop_tx, stop) = tokio::sync::watch::channel(false);
+//! let report = run(RunConfig::default_config(), RunOptions {
+//!     client: sandbox.client()?,
+//!     clock: sandbox.clock(),
+//!     store: Store::open("harvest.db").await?,
+//!     target_deals: Some(100),
+//!     until_ms: None,
+//!     shutdown: stop,
+//!     truth: Some(sandbox.truth()),
+//!     metrics: Metrics::new(),
+//!     drain_timeout: std::time::Duration::from_secs(30),
+//! }).await;
+//! println!("{}", report.summary.human());
+//! # Ok(()) }
+//! ```
+
+#![warn(missing_docs, missing_debug_implementations)]
+
+pub mod clock;
+pub mod config;
+pub mod error;
+pub mod extract;
+pub mod jobs;
+pub mod metrics;
+pub mod pipeline;
+pub mod run;
+pub mod sandbox;
+pub mod store;
+
+pub use error::HarvestError;
+pub use run::{run, RunOptions, RunReport, Summary};
+pub use sandbox::{Sandbox, SandboxSettings};

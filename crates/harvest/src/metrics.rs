@@ -1,0 +1,433 @@
+//! What a run has done so far, for progress, the summary and Prometheus.
+//!
+//! One [`Metrics`] per run, shared by the jobs. Nothing here holds the API
+//! key or any URL: labels are job, stage, endpoint and status names only.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+/// Counters and gauges of one run. Cheap to share (`Arc`).
+#[derive(Debug, Default)]
+pub struct Metrics {
+    inner: Mutex<Inner>,
+}
+
+#[derive(Debug, Default, Clone)]
+struct Inner {
+    deals_stored: u64,
+    deals_updated: u64,
+    products_fetched: u64,
+    rejected: BTreeMap<String, u64>,
+    tokens: BTreeMap<(String, String), i64>,
+    requests: BTreeMap<String, u64>,
+    own_429: u64,
+    retries: u64,
+    balance: Option<i64>,
+    min_balance: Option<i64>,
+    refill_rate: Option<i64>,
+    backfill_pages: u64,
+    backfill_done: bool,
+    refresh_due: u64,
+    refresh_late: u64,
+    refresh_delays_ms: Vec<i64>,
+    refresh_lag_ms: Option<i64>,
+    store_rows: u64,
+    first_snap: Option<keepa::TokenSnapshot>,
+    last_snap: Option<keepa::TokenSnapshot>,
+}
+
+/// A copy of the counters at one instant.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct MetricsSnapshot {
+    /// Deals newly stored (passed the whole pipeline).
+    pub deals_stored: u64,
+    /// Stored deals updated (already stored, deal changed).
+    pub deals_updated: u64,
+    /// Products fetched (any stage).
+    pub products_fetched: u64,
+    /// Rejections by stage.
+    pub rejected: BTreeMap<String, u64>,
+    /// Tokens charged by `(job, stage)`.
+    pub tokens: BTreeMap<(String, String), i64>,
+    /// Requests by status (`200`, `429`, `500`, `timeout`, …).
+    pub requests: BTreeMap<String, u64>,
+    /// 429 answers to our own requests.
+    pub own_429: u64,
+    /// Retries after 5xx, transport failures and undecodable bodies.
+    pub retries: u64,
+    /// Last balance an envelope showed.
+    pub balance: Option<i64>,
+    /// Lowest balance an envelope showed.
+    pub min_balance: Option<i64>,
+    /// Last refill rate an envelope showed.
+    pub refill_rate: Option<i64>,
+    /// Feed pages the backfill has finished.
+    pub backfill_pages: u64,
+    /// Whether the backfill has walked the whole feed.
+    pub backfill_done: bool,
+    /// Refresh runs that came due.
+    pub refresh_due: u64,
+    /// Refresh runs that started later than `max_delay` (or were skipped).
+    pub refresh_late: u64,
+    /// Start delay of every refresh run, server ms.
+    pub refresh_delays_ms: Vec<i64>,
+    /// Age of the newest deal the refresh has stored, at its last run (server ms).
+    pub refresh_lag_ms: Option<i64>,
+    /// Rows written to the store (all tables).
+    pub store_rows: u64,
+}
+
+impl MetricsSnapshot {
+    /// Tokens charged, all jobs.
+    pub fn tokens_total(&self) -> i64 {
+        self.tokens.values().sum()
+    }
+
+    /// Requests sent, all statuses.
+    pub fn requests_total(&self) -> u64 {
+        self.requests.values().sum()
+    }
+
+    /// The 99th percentile of refresh start delays, seconds (0 if none).
+    pub fn refresh_delay_p99_s(&self) -> f64 {
+        if self.refresh_delays_ms.is_empty() {
+            return 0.0;
+        }
+        let mut d = self.refresh_delays_ms.clone();
+        d.sort_unstable();
+        let idx = ((d.len() as f64) * 0.99).ceil() as usize;
+        d[idx.clamp(1, d.len()) - 1].max(0) as f64 / 1000.0
+    }
+}
+
+impl Metrics {
+    /// A fresh set of counters.
+    pub fn new() -> Arc<Self> {
+        Arc::new(Metrics::default())
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A request finished with `status`, charging `tokens` to `(job, stage)`.
+    pub fn request(&self, job: &str, stage: &str, status: &str, tokens: i64) {
+        let mut m = self.lock();
+        *m.requests.entry(status.to_string()).or_default() += 1;
+        if status == "429" {
+            m.own_429 += 1;
+        }
+        *m.tokens
+            .entry((job.to_string(), stage.to_string()))
+            .or_default() += tokens;
+    }
+
+    /// A failed attempt will be retried.
+    pub fn retry(&self) {
+        self.lock().retries += 1;
+    }
+
+    /// An envelope arrived.
+    pub fn envelope(&self, s: keepa::TokenSnapshot) {
+        let mut m = self.lock();
+        if m.first_snap.is_none() {
+            m.first_snap = Some(s);
+        }
+        if m.last_snap.is_none_or(|l| l.timestamp_ms <= s.timestamp_ms) {
+            m.last_snap = Some(s);
+        }
+        drop(m);
+        self.balance(s.tokens_left, s.refill_rate);
+    }
+
+    /// The first and the newest envelope seen.
+    pub fn envelopes(&self) -> (Option<keepa::TokenSnapshot>, Option<keepa::TokenSnapshot>) {
+        let m = self.lock();
+        (m.first_snap, m.last_snap)
+    }
+
+    /// An envelope showed this balance and refill rate.
+    pub fn balance(&self, balance: i64, rate: i64) {
+        let mut m = self.lock();
+        m.balance = Some(balance);
+        m.min_balance = Some(m.min_balance.map_or(balance, |b| b.min(balance)));
+        m.refill_rate = Some(rate);
+    }
+
+    /// A batch was committed.
+    pub fn committed(&self, new_deals: u64, updated: u64, products: u64, rows: u64) {
+        let mut m = self.lock();
+        m.deals_stored += new_deals;
+        m.deals_updated += updated;
+        m.products_fetched += products;
+        m.store_rows += rows;
+    }
+
+    /// `n` deals rejected at `stage`.
+    pub fn rejected(&self, stage: &str, n: u64) {
+        if n > 0 {
+            *self.lock().rejected.entry(stage.to_string()).or_default() += n;
+        }
+    }
+
+    /// The backfill finished a page (and perhaps the feed).
+    pub fn backfill_page(&self, done: bool) {
+        let mut m = self.lock();
+        m.backfill_pages += 1;
+        m.backfill_done |= done;
+    }
+
+    /// The backfill has nothing left to do.
+    pub fn backfill_finished(&self) {
+        self.lock().backfill_done = true;
+    }
+
+    /// A refresh run started `delay_ms` after it was due.
+    pub fn refresh_run(&self, delay_ms: i64, late: bool) {
+        let mut m = self.lock();
+        m.refresh_due += 1;
+        m.refresh_late += u64::from(late);
+        m.refresh_delays_ms.push(delay_ms.max(0));
+    }
+
+    /// The refresh's newest stored deal is `lag_ms` old.
+    pub fn refresh_lag(&self, lag_ms: i64) {
+        self.lock().refresh_lag_ms = Some(lag_ms.max(0));
+    }
+
+    /// A copy of everything.
+    pub fn snapshot(&self) -> MetricsSnapshot {
+        let m = self.lock().clone();
+        MetricsSnapshot {
+            deals_stored: m.deals_stored,
+            deals_updated: m.deals_updated,
+            products_fetched: m.products_fetched,
+            rejected: m.rejected,
+            tokens: m.tokens,
+            requests: m.requests,
+            own_429: m.own_429,
+            retries: m.retries,
+            balance: m.balance,
+            min_balance: m.min_balance,
+            refill_rate: m.refill_rate,
+            backfill_pages: m.backfill_pages,
+            backfill_done: m.backfill_done,
+            refresh_due: m.refresh_due,
+            refresh_late: m.refresh_late,
+            refresh_delays_ms: m.refresh_delays_ms,
+            refresh_lag_ms: m.refresh_lag_ms,
+            store_rows: m.store_rows,
+        }
+    }
+
+    /// The Prometheus text exposition (version 0.0.4).
+    pub fn render_prometheus(&self) -> String {
+        let s = self.snapshot();
+        let mut out = String::new();
+        let mut metric = |name: &str, kind: &str, help: &str, lines: Vec<(String, String)>| {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+            for (labels, value) in lines {
+                let _ = writeln!(out, "{name}{labels} {value}");
+            }
+        };
+        let one = |v: String| vec![(String::new(), v)];
+        metric(
+            "keepa_harvest_deals_stored_total",
+            "counter",
+            "Deals stored by this run (passed the whole pipeline).",
+            one(s.deals_stored.to_string()),
+        );
+        metric(
+            "keepa_harvest_deals_updated_total",
+            "counter",
+            "Stored deals updated by this run.",
+            one(s.deals_updated.to_string()),
+        );
+        metric(
+            "keepa_harvest_products_fetched_total",
+            "counter",
+            "Products fetched from Keepa by this run.",
+            one(s.products_fetched.to_string()),
+        );
+        metric(
+            "keepa_harvest_rejected_total",
+            "counter",
+            "Deals rejected, by pipeline stage.",
+            s.rejected
+                .iter()
+                .map(|(k, v)| (format!("{{stage=\"{}\"}}", label(k)), v.to_string()))
+                .collect(),
+        );
+        metric(
+            "keepa_harvest_tokens_spent_total",
+            "counter",
+            "Tokens Keepa charged, by job and stage.",
+            s.tokens
+                .iter()
+                .map(|((j, st), v)| {
+                    (
+                        format!("{{job=\"{}\",stage=\"{}\"}}", label(j), label(st)),
+                        v.to_string(),
+                    )
+                })
+                .collect(),
+        );
+        metric(
+            "keepa_harvest_requests_total",
+            "counter",
+            "Requests sent to Keepa, by outcome.",
+            s.requests
+                .iter()
+                .map(|(k, v)| (format!("{{status=\"{}\"}}", label(k)), v.to_string()))
+                .collect(),
+        );
+        metric(
+            "keepa_harvest_retries_total",
+            "counter",
+            "Retries after server errors, broken connections and undecodable bodies.",
+            one(s.retries.to_string()),
+        );
+        metric(
+            "keepa_harvest_own_429_total",
+            "counter",
+            "HTTP 429 answers to this run's requests.",
+            one(s.own_429.to_string()),
+        );
+        if let Some(b) = s.balance {
+            metric(
+                "keepa_harvest_tokens_left",
+                "gauge",
+                "Balance in the newest envelope.",
+                one(b.to_string()),
+            );
+        }
+        if let Some(r) = s.refill_rate {
+            metric(
+                "keepa_harvest_refill_rate",
+                "gauge",
+                "Tokens per minute in the newest envelope.",
+                one(r.to_string()),
+            );
+        }
+        metric(
+            "keepa_harvest_backfill_pages_total",
+            "counter",
+            "Deal-feed pages the backfill has finished.",
+            one(s.backfill_pages.to_string()),
+        );
+        metric(
+            "keepa_harvest_refresh_runs_total",
+            "counter",
+            "Refresh runs that came due.",
+            one(s.refresh_due.to_string()),
+        );
+        metric(
+            "keepa_harvest_refresh_runs_late_total",
+            "counter",
+            "Refresh runs that started late or were skipped.",
+            one(s.refresh_late.to_string()),
+        );
+        if let Some(l) = s.refresh_lag_ms {
+            metric(
+                "keepa_harvest_refresh_lag_seconds",
+                "gauge",
+                "Age of the newest deal the refresh has handled (server time).",
+                one(format!("{:.3}", l as f64 / 1000.0)),
+            );
+        }
+        out
+    }
+}
+
+fn label(s: &str) -> String {
+    s.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', " ")
+}
+
+/// Serves `GET /metrics` on `listener` until `stop` turns true. Any other
+/// path gets 404. Never panics on what a client sends.
+pub async fn serve(listener: TcpListener, metrics: Arc<Metrics>, mut stop: watch::Receiver<bool>) {
+    loop {
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            _ = stop.wait_for(|s| *s) => return,
+        };
+        let Ok((mut sock, _)) = accepted else {
+            continue;
+        };
+        let metrics = metrics.clone();
+        tokio::spawn(async move {
+            let mut buf = vec![0u8; 2048];
+            let mut used = 0;
+            // Read the request head (bounded), answer, close.
+            let read = tokio::time::timeout(std::time::Duration::from_secs(5), async {
+                loop {
+                    let n = sock.read(&mut buf[used..]).await.unwrap_or(0);
+                    used += n;
+                    if n == 0
+                        || used == buf.len()
+                        || buf[..used].windows(4).any(|w| w == b"\r\n\r\n")
+                    {
+                        break;
+                    }
+                }
+            })
+            .await;
+            if read.is_err() {
+                return;
+            }
+            let head = String::from_utf8_lossy(&buf[..used]);
+            let mut parts = head.split_whitespace();
+            let (method, path) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+            let (status, body) = if method == "GET" && (path == "/metrics" || path == "/") {
+                ("200 OK", metrics.render_prometheus())
+            } else {
+                ("404 Not Found", "not found\n".to_string())
+            };
+            let resp = format!(
+                "HTTP/1.1 {status}\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = sock.write_all(resp.as_bytes()).await;
+            let _ = sock.shutdown().await;
+        });
+    }
+}
+
+/// Binds `addr` for [`serve`].
+pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    TcpListener::bind(addr).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prometheus_text_has_labels_and_no_secrets() {
+        let m = Metrics::new();
+        m.request("backfill", "stats", "200", 12);
+        m.request("refresh", "feed", "429", 0);
+        let text = m.render_prometheus();
+        assert!(
+            text.contains("keepa_harvest_tokens_spent_total{job=\"backfill\",stage=\"stats\"} 12")
+        );
+        assert!(text.contains("keepa_harvest_own_429_total 1"));
+    }
+
+    #[test]
+    fn p99_of_delays() {
+        let m = Metrics::new();
+        for d in 0..100 {
+            m.refresh_run(d * 1000, false);
+        }
+        assert_eq!(m.snapshot().refresh_delay_p99_s(), 98.0);
+    }
+}

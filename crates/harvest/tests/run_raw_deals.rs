@@ -1,0 +1,65 @@
+//! `keep_raw_deals`: a run against the sandbox stores each deal's JSON
+//! exactly as the feed sent it, beside the typed row (absolute deltas included).
+
+use harvest::config::RunConfig;
+use harvest::metrics::Metrics;
+use harvest::store::{ExportFormat, Store};
+use harvest::{run, RunOptions, Sandbox, SandboxSettings};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_keeps_each_deals_raw_json_when_asked() {
+    let dir = std::env::temp_dir().join(format!(
+        "keepa_harvest_raw_{}_{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos())
+    ));
+    let db = dir.join("h.db").display().to_string();
+    let sandbox = Sandbox::start(SandboxSettings::default()).await.unwrap();
+    let mut cfg = RunConfig::default_config();
+    cfg.keep_raw_deals = true;
+    let (_stop_tx, stop) = tokio::sync::watch::channel(false);
+    let report = run(
+        cfg,
+        RunOptions {
+            client: sandbox.client().unwrap(),
+            clock: sandbox.clock(),
+            store: Store::open(&db).await.unwrap(),
+            target_deals: Some(5),
+            until_ms: None,
+            shutdown: stop,
+            truth: Some(sandbox.truth()),
+            metrics: Metrics::new(),
+            drain_timeout: std::time::Duration::from_secs(30),
+        },
+    )
+    .await;
+    assert!(report.error.is_none(), "{:?}", report.error);
+    assert!(report.summary.deals_stored >= 5);
+
+    let store = Store::open_existing(&db).await.unwrap();
+    let mut out = Vec::new();
+    store.export(ExportFormat::Jsonl, &mut out).await.unwrap();
+    let rows: Vec<serde_json::Value> = String::from_utf8(out)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(rows.len() >= 5);
+    for row in &rows {
+        let asin = row["asin"].as_str().unwrap();
+        let raw = store
+            .raw_deal(1, asin)
+            .await
+            .unwrap()
+            .unwrap_or_else(|| panic!("{asin}: no raw JSON"));
+        let raw: serde_json::Value = serde_json::from_str(&raw).unwrap();
+        assert_eq!(raw["asin"], asin);
+        assert!(raw.get("deltaPercent").is_some(), "{raw}");
+        assert!(row["delta_month"].is_i64(), "{row}");
+    }
+    store.close().await;
+    sandbox.shutdown().await;
+    let _ = std::fs::remove_dir_all(dir);
+}
