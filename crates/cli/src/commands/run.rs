@@ -1,0 +1,348 @@
+//! `keepa-harvest run`: the harvest (backfill, refresh, re-check under one
+//! budget), against Keepa or, with `--sandbox`, an in-process fake Keepa.
+//!
+//! Ctrl-C or SIGTERM stops admitting work, lets the requests in flight
+//! finish (bounded), commits, prints the summary and exits 130; a second
+//! Ctrl-C exits at once. The next start resumes from the checkpoints.
+
+use std::io::IsTerminal;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use harvest::config::RunConfig;
+use harvest::metrics::Metrics;
+use harvest::run::{EnvelopeTruth, RunOptions};
+use harvest::store::Store;
+use harvest::{Sandbox, SandboxSettings};
+use tokio::sync::watch;
+
+use crate::context::Context;
+use crate::exit::{usage, Interrupted};
+
+/// Default database file.
+const DEFAULT_DB: &str = "keepa-harvest.db";
+
+/// Keepa time a sandbox run lasts when neither `--target-deals` nor `--until` is given.
+const SANDBOX_DEFAULT_UNTIL: Duration = Duration::from_secs(10 * 3600);
+
+/// Flags of `run`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct RunArgs {
+    /// Harvest from an in-process fake Keepa on a fast clock (no key needed).
+    #[arg(long)]
+    sandbox: bool,
+    /// Database: a SQLite path or a postgres:// URL [default: keepa-harvest.db]
+    #[arg(long, value_name = "URL-or-PATH")]
+    db: Option<String>,
+    /// Budget ledger: `memory` (default).
+    #[arg(long, value_name = "URL")]
+    ledger: Option<String>,
+    /// Stop once this many deals are stored (in the database, in total).
+    #[arg(long, value_name = "N")]
+    target_deals: Option<u64>,
+    /// Stop after this much Keepa (server) time, e.g. `10h`.
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    until: Option<Duration>,
+    /// Write the run's summary (keys: CLI.md) to this file as JSON.
+    #[arg(long, value_name = "FILE")]
+    summary_json: Option<PathBuf>,
+    /// Serve Prometheus metrics at http://ADDR/metrics (loopback recommended).
+    #[arg(long, value_name = "ADDR")]
+    metrics_addr: Option<SocketAddr>,
+    /// Budget policy: flow (default), controlled-deficit, wait-for-max.
+    #[arg(long, value_name = "NAME")]
+    policy: Option<String>,
+    /// Sandbox: catalog and feed seed (same seed, same feed).
+    #[arg(long, default_value_t = SandboxSettings::default().seed)]
+    seed: u64,
+    /// Sandbox: the plan's tokens per minute.
+    #[arg(long, value_name = "R", default_value_t = SandboxSettings::default().refill_per_minute)]
+    sandbox_refill_per_minute: i64,
+    /// Sandbox: Keepa time per real time.
+    #[arg(long, value_name = "X", default_value_t = SandboxSettings::default().time_scale)]
+    sandbox_time_scale: f64,
+    /// Sandbox: deals in the feed at start.
+    #[arg(long, value_name = "N", default_value_t = SandboxSettings::default().initial_deals)]
+    sandbox_backlog: u32,
+    /// Sandbox: new deals per hour of Keepa time.
+    #[arg(long, value_name = "N", default_value_t = SandboxSettings::default().deals_per_hour)]
+    sandbox_deals_per_hour: f64,
+    /// Sandbox: hours before the start over which the backlog is spread (at most 12).
+    #[arg(long, value_name = "H", default_value_t = SandboxSettings::default().backlog_hours)]
+    sandbox_backlog_hours: f64,
+    /// No progress bars or progress lines.
+    #[arg(long)]
+    quiet: bool,
+}
+
+impl RunArgs {
+    pub(crate) async fn run(&self, ctx: &Context) -> anyhow::Result<()> {
+        let mut cfg = match ctx.config_path() {
+            Some(p) => RunConfig::load(p).map_err(|e| usage(format!("{e}")))?,
+            None => RunConfig::default_config(),
+        };
+        if let Some(name) = &self.policy {
+            cfg.budget.policy = budget::PolicyKind::by_name(name, budget::SeedRules::default())
+                .map_err(|e| usage(e.to_string()))?;
+        }
+        let ledger = self.ledger.clone().or(cfg.ledger.clone());
+        if let Some(l) = ledger.as_deref() {
+            if l != "memory" {
+                return Err(usage(format!(
+                    "--ledger {l:?}: only `memory` is available in this build"
+                )));
+            }
+        }
+        if self.target_deals == Some(0) {
+            return Err(usage("--target-deals must be at least 1"));
+        }
+        let target = self.target_deals.or(cfg.backfill.target_deals);
+        let db = self
+            .db
+            .clone()
+            .or(cfg.db.clone())
+            .unwrap_or_else(|| DEFAULT_DB.to_string());
+        let metrics_addr = self.metrics_addr.or(cfg.metrics_addr);
+
+        let sandbox = if self.sandbox {
+            let settings = SandboxSettings {
+                seed: self.seed,
+                refill_per_minute: self.sandbox_refill_per_minute,
+                time_scale: self.sandbox_time_scale,
+                initial_deals: self.sandbox_backlog,
+                deals_per_hour: self.sandbox_deals_per_hour,
+                backlog_hours: self.sandbox_backlog_hours,
+            };
+            if !(settings.refill_per_minute > 0
+                && settings.time_scale.is_finite()
+                && settings.time_scale > 0.0)
+            {
+                return Err(usage(
+                    "--sandbox-refill-per-minute and --sandbox-time-scale must be positive",
+                ));
+            }
+            Some(
+                Sandbox::start(settings)
+                    .await
+                    .context("starting the sandbox")?,
+            )
+        } else {
+            None
+        };
+        let (client, clock) = match &sandbox {
+            Some(s) => (s.client()?, s.clock()),
+            None => {
+                let client = match (ctx.client(), cfg.key.clone()) {
+                    (Ok(c), _) => c,
+                    (Err(_), Some(key)) => keepa::Client::builder(key)
+                        .base_url(ctx.base_url())
+                        .build()
+                        .context("setting up the Keepa client")?,
+                    (Err(e), None) => return Err(e),
+                };
+                (client, harvest::clock::ScaledClock::wall())
+            }
+        };
+        let until = self.until.or(match (&sandbox, target) {
+            (Some(_), None) => Some(SANDBOX_DEFAULT_UNTIL),
+            _ => None,
+        });
+        let store = Store::open(&db)
+            .await
+            .with_context(|| format!("opening the database {}", harvest::store::redact(&db)))?;
+        let metrics = Metrics::new();
+        let truth = match &sandbox {
+            Some(s) => s.truth(),
+            None => Arc::new(EnvelopeTruth::new(metrics.clone())),
+        };
+
+        // Signals: the first stops admitting work, the second exits at once.
+        let (shutdown_tx, shutdown_rx) = watch::channel(false);
+        tokio::spawn(async move {
+            let mut count = 0;
+            loop {
+                wait_signal().await;
+                count += 1;
+                if count == 1 {
+                    eprintln!(
+                        "stopping: finishing the requests in flight (Ctrl-C again to quit at once)"
+                    );
+                    let _ = shutdown_tx.send(true);
+                } else {
+                    std::process::exit(130);
+                }
+            }
+        });
+
+        let (stop_metrics_tx, stop_metrics_rx) = watch::channel(false);
+        if let Some(addr) = metrics_addr {
+            let listener = harvest::metrics::bind(addr)
+                .await
+                .map_err(|e| usage(format!("--metrics-addr {addr}: {e}")))?;
+            tokio::spawn(harvest::metrics::serve(
+                listener,
+                metrics.clone(),
+                stop_metrics_rx.clone(),
+            ));
+            tracing::info!(%addr, "metrics at /metrics");
+        }
+        let progress = if self.quiet || ctx.json {
+            None
+        } else {
+            Some(tokio::spawn(progress_loop(
+                metrics.clone(),
+                target,
+                stop_metrics_rx.clone(),
+            )))
+        };
+
+        if let Some(s) = &sandbox {
+            let st = s.settings();
+            if !ctx.json && !self.quiet {
+                eprintln!(
+                    "sandbox: fake Keepa at {} ({} tokens/min, time x{}, seed {}, {} deals in the feed); database {}",
+                    s.base_url(),
+                    st.refill_per_minute,
+                    st.time_scale,
+                    st.seed,
+                    st.initial_deals,
+                    harvest::store::redact(&db),
+                );
+            }
+        }
+        let report = harvest::run(
+            cfg,
+            RunOptions {
+                client,
+                clock,
+                store,
+                target_deals: target,
+                until_ms: until.map(|u| u.as_millis().min(i64::MAX as u128) as i64),
+                shutdown: shutdown_rx,
+                truth: Some(truth),
+                metrics: metrics.clone(),
+                drain_timeout: Duration::from_secs(30),
+            },
+        )
+        .await;
+        let _ = stop_metrics_tx.send(true);
+        if let Some(p) = progress {
+            let _ = p.await;
+        }
+        if let Some(s) = sandbox {
+            s.shutdown().await;
+        }
+
+        let summary = &report.summary;
+        let json = serde_json::to_string_pretty(summary).context("serialising the summary")?;
+        if let Some(path) = &self.summary_json {
+            std::fs::write(path, format!("{json}\n"))
+                .with_context(|| format!("writing --summary-json {}", path.display()))?;
+        }
+        if ctx.json {
+            println!("{json}");
+        } else {
+            println!("{}", summary.human());
+        }
+        if let Some(err) = report.error {
+            return Err(anyhow::Error::new(err).context("the harvest stopped"));
+        }
+        if report.interrupted {
+            return Err(Interrupted.into());
+        }
+        Ok(())
+    }
+}
+
+/// Ctrl-C, or SIGTERM on Unix.
+async fn wait_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+/// Progress: bars on a terminal, a log line every 10 s otherwise.
+async fn progress_loop(
+    metrics: Arc<Metrics>,
+    target: Option<u64>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let tty = std::io::stderr().is_terminal();
+    if tty {
+        use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+        let mp = MultiProgress::new();
+        let deals = mp.add(match target {
+            Some(t) => ProgressBar::new(t),
+            None => ProgressBar::new_spinner(),
+        });
+        let style = if target.is_some() {
+            "backfill {bar:30} {pos}/{len} deals  eta {eta}  {msg}"
+        } else {
+            "backfill {spinner} {pos} deals  {msg}"
+        };
+        deals.set_style(
+            ProgressStyle::with_template(style).unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+        let tokens = mp.add(ProgressBar::new_spinner());
+        tokens.set_style(
+            ProgressStyle::with_template("{msg}")
+                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+        );
+        loop {
+            let s = metrics.snapshot();
+            deals.set_position(s.deals_stored);
+            deals.set_message(format!(
+                "{} pages{}",
+                s.backfill_pages,
+                if s.backfill_done { ", feed done" } else { "" }
+            ));
+            tokens.set_message(line(&s));
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_millis(250)) => {}
+                _ = stop.wait_for(|v| *v) => break,
+            }
+        }
+        deals.finish_and_clear();
+        tokens.finish_and_clear();
+    } else {
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_secs(10)) => {}
+                _ = stop.wait_for(|v| *v) => break,
+            }
+            let s = metrics.snapshot();
+            tracing::info!(
+                deals = s.deals_stored,
+                target = target.unwrap_or(0),
+                pages = s.backfill_pages,
+                "{}",
+                line(&s)
+            );
+        }
+    }
+}
+
+fn line(s: &harvest::metrics::MetricsSnapshot) -> String {
+    format!(
+        "balance {}  refill {}/min  spent {}  requests {}  429s {}  refresh lag {}",
+        s.balance.map_or("-".into(), |b| b.to_string()),
+        s.refill_rate.map_or("-".into(), |b| b.to_string()),
+        s.tokens_total(),
+        s.requests_total(),
+        s.own_429,
+        s.refresh_lag_ms
+            .map_or("-".into(), |l| format!("{:.0} min", l as f64 / 60_000.0)),
+    )
+}

@@ -1,0 +1,204 @@
+//! `keepa-harvest status`: what is stored, where each job stands, tokens
+//! used, and an ETA when the run's target is known. Reads only.
+
+use std::io::Write as _;
+use std::time::{Duration, UNIX_EPOCH};
+
+use anyhow::Context as _;
+use harvest::store::{StatusReport, Store, StoreError};
+
+use crate::context::Context;
+use crate::exit::usage;
+
+/// Flags of `status`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct StatusArgs {
+    /// Database: a SQLite path or a postgres:// URL [default: keepa-harvest.db]
+    #[arg(long, value_name = "PATH-or-URL")]
+    db: Option<String>,
+    /// The run's target, for the ETA [default: the config's backfill.target_deals]
+    #[arg(long, value_name = "N")]
+    target_deals: Option<u64>,
+}
+
+impl StatusArgs {
+    pub(crate) async fn run(&self, ctx: &Context) -> anyhow::Result<()> {
+        let (db, cfg_target) = resolve(self.db.as_deref(), ctx)?;
+        if self.target_deals == Some(0) {
+            return Err(usage("--target-deals must be at least 1"));
+        }
+        let store = open_existing(&db).await?;
+        let wall = harvest::clock::wall_unix_ms();
+        let mut report = store.status(wall).await.context("reading the status")?;
+        // The ledger's times are the harvest's clock (a sandbox's is not the
+        // wall clock): windows end at the newest request, so "last hour"
+        // means the last hour of work, for live and stopped runs alike.
+        if let Some(latest) = report.latest_request_ms.filter(|&l| l != wall) {
+            report = store.status(latest).await.context("reading the status")?;
+        }
+        if let Some(target) = self.target_deals.or(cfg_target) {
+            report.set_target(target);
+        }
+        store.close().await;
+        let mut out = std::io::stdout().lock();
+        let written = if ctx.json {
+            serde_json::to_writer_pretty(&mut out, &report)
+                .map_err(std::io::Error::from)
+                .and_then(|()| writeln!(out))
+        } else {
+            out.write_all(render(store.display_name(), &report, wall).as_bytes())
+        };
+        match written.and_then(|()| out.flush()) {
+            Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+                Err(anyhow::Error::new(e).context("writing to stdout"))
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+/// The human-readable report.
+fn render(db: &str, r: &StatusReport, wall_ms: i64) -> String {
+    let mut s = String::new();
+    let mut line = |text: String| {
+        s.push_str(&text);
+        s.push('\n');
+    };
+    line(format!("database        {db}"));
+    line(format!(
+        "stored          {} deals, {} products, {} active rejections",
+        r.deals, r.products, r.rejections_active
+    ));
+    line(format!(
+        "new deals       {} in the last hour, {} in the last day",
+        r.deals_last_hour, r.deals_last_day
+    ));
+    if r.checkpoints.is_empty() {
+        line("jobs            no checkpoint yet".into());
+    }
+    for (i, (job, value, at)) in r.checkpoints.iter().enumerate() {
+        let label = if i == 0 { "jobs" } else { "" };
+        line(format!("{label:<15} {job}: {value} (at {})", time(*at)));
+    }
+    let by_job: Vec<String> = r
+        .tokens_by_job
+        .iter()
+        .map(|(job, n)| format!("{job} {n}"))
+        .collect();
+    line(format!(
+        "tokens          {} in the last hour, {} in the last day, {} in total{}",
+        r.tokens_last_hour,
+        r.tokens_last_day,
+        r.tokens_total,
+        if by_job.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", by_job.join(", "))
+        }
+    ));
+    line(match r.tokens_per_stored_deal {
+        Some(t) => format!("per stored deal {t:.2} tokens"),
+        None => "per stored deal - (no deal stored yet)".into(),
+    });
+    let statuses: Vec<String> = r
+        .requests_by_status
+        .iter()
+        .map(|(st, n)| format!("{st} {n}"))
+        .collect();
+    line(format!(
+        "requests        {}",
+        if statuses.is_empty() {
+            "none yet".to_string()
+        } else {
+            statuses.join(", ")
+        }
+    ));
+    if let Some(latest) = r.latest_request_ms {
+        let apart = (wall_ms - latest) / 1000;
+        let how = match apart {
+            a if a.abs() < 60 => "now".to_string(),
+            a if a > 0 => format!("{} before this machine's clock", rough(a)),
+            a => format!(
+                "{} after this machine's clock (a sandbox's fast clock)",
+                rough(a)
+            ),
+        };
+        line(format!(
+            "newest request  {} ({how}); \"last hour/day\" end there",
+            time(latest)
+        ));
+    }
+    line(match (r.target_deals, r.eta_ms) {
+        (None, _) => {
+            "eta             unknown: the run's target is not known (pass --target-deals N)".into()
+        }
+        (Some(t), Some(0)) => format!("eta             target of {t} deals reached"),
+        (Some(t), Some(ms)) => format!(
+            "eta             {} to {t} deals at the recent rate (the harvest's clock)",
+            rough((ms / 1000).max(1))
+        ),
+        (Some(t), None) => {
+            format!("eta             unknown: no deal stored in the last day (target {t})")
+        }
+    });
+    s
+}
+
+/// A Unix-ms time as RFC 3339 (seconds).
+fn time(ms: i64) -> String {
+    match u64::try_from(ms) {
+        Ok(ms) => {
+            humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_millis(ms)).to_string()
+        }
+        Err(_) => ms.to_string(),
+    }
+}
+
+/// Default database file (the same as `run`'s).
+const DEFAULT_DB: &str = "keepa-harvest.db";
+
+/// `--db` of `status` and `export`: `--db`, else the config file's `db`, else [`DEFAULT_DB`]; and the run's
+/// target (`backfill.target_deals`) when a config file names one.
+pub(crate) fn resolve(flag: Option<&str>, ctx: &Context) -> anyhow::Result<(String, Option<u64>)> {
+    let cfg = match ctx.config_path() {
+        Some(p) => Some(harvest::config::RunConfig::load(p).map_err(|e| usage(format!("{e}")))?),
+        None => None,
+    };
+    let db = flag
+        .map(str::to_string)
+        .or_else(|| cfg.as_ref().and_then(|c| c.db.clone()))
+        .unwrap_or_else(|| DEFAULT_DB.to_string());
+    let target = cfg.and_then(|c| c.backfill.target_deals);
+    Ok((db, target))
+}
+
+/// Opens an existing database, never creating one (a typo must not yield
+/// a silently empty database). Missing, corrupt, too new or unreachable is
+/// bad input (exit 2), the message naming the database (password removed).
+pub(crate) async fn open_existing(db: &str) -> anyhow::Result<Store> {
+    match Store::open_existing(db).await {
+        Ok(store) => Ok(store),
+        Err(
+            e @ (StoreError::Missing { .. }
+            | StoreError::Corrupt { .. }
+            | StoreError::TooNew { .. }
+            | StoreError::Connect { .. }
+            | StoreError::Create { .. }),
+        ) => Err(usage(e.to_string())),
+        Err(e) => Err(e).with_context(|| format!("opening {}", harvest::store::redact(db))),
+    }
+}
+
+/// A duration to the nearest minute (day past two days), e.g. `3h 12m`.
+fn rough(secs: i64) -> String {
+    let secs = secs.unsigned_abs();
+    if secs >= 2 * 86_400 {
+        return format!("{} days", (secs + 43_200) / 86_400);
+    }
+    let rounded = if secs < 60 {
+        secs
+    } else {
+        (secs + 30) / 60 * 60
+    };
+    humantime::format_duration(Duration::from_secs(rounded)).to_string()
+}

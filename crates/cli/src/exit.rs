@@ -1,0 +1,145 @@
+//! The one place where outcomes become exit codes (see `shared/docs/CLI.md`).
+//!
+//! Commands return `anyhow::Error`s; [`classify`] walks each error's chain
+//! for a typed cause: [`keepa::ApiError`], [`keepa::ValidationError`],
+//! [`UsageError`], [`Interrupted`]. Anything else is an internal error.
+
+use std::fmt;
+use std::process::ExitCode;
+
+use keepa::ApiError;
+
+/// The exit statuses of `keepa-harvest`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Status {
+    /// 0: success.
+    Ok,
+    /// 1: a bug or an unexpected local failure.
+    Internal,
+    /// 2: bad usage, configuration or input.
+    Usage,
+    /// 3: Keepa refused the request (400, 402, 404, 405).
+    Refused,
+    /// 4: out of tokens (429) and the caller asked not to wait.
+    OutOfTokens,
+    /// 5: network or server failure.
+    Network,
+    /// 130: interrupted.
+    Interrupted,
+}
+
+impl Status {
+    /// The numeric exit code.
+    pub(crate) fn code(self) -> u8 {
+        match self {
+            Status::Ok => 0,
+            Status::Internal => 1,
+            Status::Usage => 2,
+            Status::Refused => 3,
+            Status::OutOfTokens => 4,
+            Status::Network => 5,
+            Status::Interrupted => 130,
+        }
+    }
+}
+
+impl From<Status> for ExitCode {
+    fn from(s: Status) -> ExitCode {
+        ExitCode::from(s.code())
+    }
+}
+
+/// Bad usage, configuration or input (exit 2). The message says what is wrong.
+#[derive(Debug)]
+pub(crate) struct UsageError(pub(crate) String);
+
+impl fmt::Display for UsageError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for UsageError {}
+
+/// Shorthand for an `anyhow::Error` carrying a [`UsageError`].
+pub(crate) fn usage(message: impl Into<String>) -> anyhow::Error {
+    UsageError(message.into()).into()
+}
+
+/// The user interrupted the program (exit 130).
+#[derive(Debug)]
+pub(crate) struct Interrupted;
+
+impl fmt::Display for Interrupted {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("interrupted")
+    }
+}
+
+impl std::error::Error for Interrupted {}
+
+/// The exit status an error stands for.
+pub(crate) fn classify(err: &anyhow::Error) -> Status {
+    for cause in err.chain() {
+        if let Some(api) = cause.downcast_ref::<ApiError>() {
+            return match api {
+                ApiError::Rejected(_)
+                | ApiError::PaymentRequired(_)
+                | ApiError::NotFound(_)
+                | ApiError::MethodNotAllowed(_) => Status::Refused,
+                ApiError::NotEnoughTokens(_) => Status::OutOfTokens,
+                ApiError::Server(_)
+                | ApiError::UnexpectedStatus(_)
+                | ApiError::Timeout { .. }
+                | ApiError::Transport { .. }
+                | ApiError::Undecodable { .. } => Status::Network,
+            };
+        }
+        if cause.is::<UsageError>()
+            || cause.is::<keepa::ValidationError>()
+            || cause.is::<keepa::domain::InvalidDomain>()
+            || cause.is::<keepa::error::InvalidApiKey>()
+            || cause.is::<keepa::error::BuildError>()
+        {
+            return Status::Usage;
+        }
+        if cause.is::<Interrupted>() {
+            return Status::Interrupted;
+        }
+    }
+    Status::Internal
+}
+
+/// Prints the error on stderr and returns its exit status.
+pub(crate) fn report(err: &anyhow::Error) -> Status {
+    let status = classify(err);
+    if status != Status::Interrupted {
+        eprintln!("error: {err:#}");
+    }
+    status
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use anyhow::Context;
+
+    #[test]
+    fn typed_causes_map_to_their_codes_through_context() {
+        let e = Err::<(), _>(usage("no key"))
+            .context("while starting")
+            .unwrap_err();
+        assert_eq!(classify(&e).code(), 2);
+        let e = anyhow::Error::new(Interrupted);
+        assert_eq!(classify(&e).code(), 130);
+        let e = anyhow::anyhow!("something odd");
+        assert_eq!(classify(&e).code(), 1);
+        let timeout = ApiError::Timeout {
+            after: std::time::Duration::from_secs(1),
+            connecting: false,
+            may_have_been_charged: true,
+        };
+        let e = anyhow::Error::new(timeout).context("GET /token");
+        assert_eq!(classify(&e).code(), 5);
+    }
+}

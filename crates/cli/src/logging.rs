@@ -1,0 +1,28 @@
+//! Logs go to stderr, filtered by `RUST_LOG` (default: warnings, plus the
+//! harvest's own progress lines at `info`). Colour only on a terminal.
+
+use std::io::IsTerminal as _;
+
+use tracing_subscriber::EnvFilter;
+
+use crate::cli::LogFormat;
+
+/// The filter when `RUST_LOG` is unset: warnings from everything, and the
+/// harvest's progress and lifecycle lines (the periodic status line that
+/// replaces progress bars when stderr is not a terminal).
+const DEFAULT_FILTER: &str = "warn,harvest=info,keepa_harvest=info";
+
+/// Installs the global subscriber.
+pub(crate) fn init(format: LogFormat) -> anyhow::Result<()> {
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(std::io::stderr);
+    let result = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
+    result.map_err(|e| anyhow::anyhow!(e))
+}

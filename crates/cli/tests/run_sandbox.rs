@@ -1,0 +1,265 @@
+//! `keepa-harvest run --sandbox` end to end: a fresh run, a second run that
+//! stores nothing twice, and SIGKILLs at several points with restarts that
+//! end with the same deals as an uninterrupted run.
+//!
+//! Bounded: every child is killed if it outlives its deadline; no test
+//! sleeps (kills are triggered by the child's own "committed" log lines).
+
+use std::collections::BTreeSet;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use harvest::store::{ExportFormat, Store};
+
+fn bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_keepa-harvest"))
+}
+
+fn tmp(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("kh-run-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// A config without refresh and re-check: the run ends when the backfill
+/// has walked the (static) feed, so the final set is well defined.
+fn backfill_only_config(dir: &Path) -> PathBuf {
+    let text = harvest::config::DEFAULT_CONFIG_TOML
+        .replace("[refresh]\nenabled = true", "[refresh]\nenabled = false")
+        .replace("[recheck]\nenabled = true", "[recheck]\nenabled = false");
+    assert!(
+        text.contains("[refresh]\nenabled = false"),
+        "default config layout changed"
+    );
+    let path = dir.join("backfill-only.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn sandbox_args(config: &Path, db: &Path) -> Vec<String> {
+    [
+        "run",
+        "--sandbox",
+        "--quiet",
+        "--seed",
+        "11",
+        "--sandbox-backlog",
+        "900",
+        "--sandbox-deals-per-hour",
+        "0",
+        // The whole backlog stays in Keepa's 12 h window for the run: a
+        // restarted run (whose pinned clock starts again) and an
+        // uninterrupted one then see the same feed, however fast they go.
+        "--sandbox-backlog-hours",
+        "2",
+        "--sandbox-refill-per-minute",
+        "100",
+        "--config",
+        config.to_str().unwrap(),
+        "--db",
+        db.to_str().unwrap(),
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
+}
+
+fn run_to_end(args: &[String]) -> std::process::Output {
+    let mut child = Command::new(bin())
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(170);
+    loop {
+        if let Some(_status) = child.try_wait().unwrap() {
+            return child.wait_with_output().unwrap();
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("run did not finish in time");
+        }
+        std::thread::park_timeout(Duration::from_millis(50));
+    }
+}
+
+/// Starts a run and SIGKILLs it after its `n`-th commit.
+fn run_and_kill_after(args: &[String], n: usize) -> bool {
+    let mut child = Command::new(bin())
+        .args(args)
+        .env("RUST_LOG", "harvest=debug")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let mut commits = 0;
+    let mut killed = false;
+    for line in BufReader::new(stderr).lines() {
+        let Ok(line) = line else { break };
+        if line.contains("committed") {
+            commits += 1;
+            if commits == n {
+                child.kill().unwrap();
+                killed = true;
+                break;
+            }
+        }
+    }
+    let _ = child.wait();
+    killed
+}
+
+/// The sandbox runs on a clock 600 times faster than real time, so a run
+/// starved of CPU sees its own work take more Keepa time. The tests of this
+/// file run one at a time, each with the machine's cores to itself.
+/// An async-aware lock: the guard is held across the awaits of a test.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+async fn one_at_a_time() -> tokio::sync::MutexGuard<'static, ()> {
+    ONE_AT_A_TIME.lock().await
+}
+
+async fn deals(db: &Path) -> (Vec<String>, i64) {
+    let store = Store::open(db.to_str().unwrap()).await.unwrap();
+    let mut out = Vec::new();
+    store.export(ExportFormat::Jsonl, &mut out).await.unwrap();
+    let asins = String::from_utf8(out)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            v["asin"].as_str().unwrap().to_string()
+        })
+        .collect();
+    let tokens = store.status(i64::MAX / 2).await.unwrap().tokens_total;
+    (asins, tokens)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigkill_at_several_points_then_resume_ends_with_the_uninterrupted_set() {
+    let _serial = one_at_a_time().await;
+    let dir = tmp("crash");
+    let config = backfill_only_config(&dir);
+    let a = dir.join("a.db");
+    let out = run_to_end(&sandbox_args(&config, &a));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (want, tokens_a) = deals(&a).await;
+    assert!(
+        want.len() > 20,
+        "too few deals to be a test: {}",
+        want.len()
+    );
+
+    let b = dir.join("b.db");
+    let args = sandbox_args(&config, &b);
+    let mut kills = 0;
+    for n in [2, 5, 9] {
+        if run_and_kill_after(&args, n) {
+            kills += 1;
+        }
+    }
+    assert!(kills >= 2, "the run finished before it could be killed");
+    let out = run_to_end(&args);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (got, tokens_b) = deals(&b).await;
+
+    let want_set: BTreeSet<_> = want.iter().cloned().collect();
+    let got_set: BTreeSet<_> = got.iter().cloned().collect();
+    assert_eq!(got.len(), got_set.len(), "duplicate deals");
+    assert_eq!(
+        want_set, got_set,
+        "final set differs from the uninterrupted run"
+    );
+    // Each kill may lose the request in flight (not in the ledger) and
+    // re-read one feed page; nothing stored is paid again.
+    let one_batch = 100 * 12 + 5;
+    assert!(
+        tokens_b <= tokens_a + kills * one_batch,
+        "extra tokens: {tokens_a} uninterrupted vs {tokens_b} with {kills} kills"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_second_run_stores_nothing_twice_and_spends_only_on_refresh() {
+    let _serial = one_at_a_time().await;
+    let dir = tmp("twice");
+    let db = dir.join("s.db");
+    let summary = dir.join("s.json");
+    let args: Vec<String> = [
+        "run",
+        "--sandbox",
+        "--quiet",
+        "--target-deals",
+        "60",
+        "--db",
+        db.to_str().unwrap(),
+        "--summary-json",
+        summary.to_str().unwrap(),
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let out = run_to_end(&args);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let s: serde_json::Value = serde_json::from_slice(&std::fs::read(&summary).unwrap()).unwrap();
+    for key in [
+        "deals_stored",
+        "products_fetched",
+        "tokens_spent",
+        "tokens_per_stored_deal",
+        "tokens_refilled",
+        "utilization",
+        "requests_by_status",
+        "own_429",
+        "refresh_runs_due",
+        "refresh_runs_late",
+        "refresh_delay_p99_s",
+        "min_balance",
+        "keepa_elapsed_s",
+        "wall_elapsed_s",
+    ] {
+        assert!(s.get(key).is_some(), "summary lacks {key}");
+    }
+    assert_eq!(
+        s.as_object().unwrap().len(),
+        14,
+        "summary has extra keys: {s}"
+    );
+    assert!(s["deals_stored"].as_u64().unwrap() >= 60);
+    assert_eq!(s["own_429"], 0);
+
+    let out = run_to_end(&args);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let s: serde_json::Value = serde_json::from_slice(&std::fs::read(&summary).unwrap()).unwrap();
+    assert_eq!(s["deals_stored"], 0, "{s}");
+    let spent = s["tokens_spent"].as_object().unwrap();
+    assert!(spent.keys().all(|k| k == "refresh"), "{s}");
+    let (asins, _) = deals(&db).await;
+    let set: BTreeSet<_> = asins.iter().collect();
+    assert_eq!(set.len(), asins.len());
+    let text = std::fs::read_to_string(&summary).unwrap();
+    assert!(!text.contains("sandbox"), "no key in the summary");
+    let _ = std::fs::remove_dir_all(&dir);
+}
