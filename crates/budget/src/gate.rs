@@ -70,33 +70,70 @@ pub trait Clock: Send + Sync + fmt::Debug + 'static {
     fn sleep_until(&self, at: Millis) -> Pin<Box<dyn Future<Output = ()> + Send>>;
 }
 
-/// Tokio's clock mapped to server time: `now = origin_ms + elapsed`.
-/// Works with `tokio::time::pause` in tests.
+/// Tokio's clock mapped to server time, optionally running `scale` times
+/// faster than real time: `now = origin_ms + elapsed × scale`.
+///
+/// Against Keepa the scale is 1 (its `timestamp` is wall time); against a
+/// fake server on a fast clock it is the server's scale, from the server's
+/// time at the same instant, so `now()` tracks the server's `timestamp` and
+/// `sleep_until` sleeps the real equivalent. Works with `tokio::time::pause`.
 #[derive(Debug, Clone)]
 pub struct TokioClock {
     origin_ms: Millis,
     origin: tokio::time::Instant,
+    scale: f64,
 }
 
 impl TokioClock {
-    /// A clock reading `server_now_ms` at this instant.
+    /// A clock reading `server_now_ms` at this instant, at real speed.
     pub fn new(server_now_ms: Millis) -> Self {
+        Self::scaled(server_now_ms, 1.0)
+    }
+
+    /// A clock reading `server_now_ms` at this instant and running `scale`
+    /// times faster than real time (a non-finite or non-positive scale is 1).
+    pub fn scaled(server_now_ms: Millis, scale: f64) -> Self {
+        let scale = if scale.is_finite() && scale > 0.0 {
+            scale
+        } else {
+            1.0
+        };
         TokioClock {
             origin_ms: server_now_ms,
             origin: tokio::time::Instant::now(),
+            scale,
         }
+    }
+
+    /// The local wall clock at real speed (Keepa's `timestamp` is wall time).
+    pub fn wall() -> Self {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as Millis);
+        Self::new(now)
+    }
+
+    /// The speed-up factor.
+    pub fn scale(&self) -> f64 {
+        self.scale
+    }
+
+    /// The real duration that `server_ms` of server time takes.
+    pub fn real(&self, server_ms: Millis) -> std::time::Duration {
+        std::time::Duration::from_secs_f64(server_ms.max(0) as f64 / 1000.0 / self.scale)
     }
 }
 
 impl Clock for TokioClock {
     fn now(&self) -> Millis {
-        self.origin_ms + self.origin.elapsed().as_millis() as Millis
+        let elapsed = self.origin.elapsed().as_secs_f64() * 1000.0 * self.scale;
+        self.origin_ms
+            .saturating_add(elapsed.min(Millis::MAX as f64 / 4.0) as Millis)
     }
 
     fn sleep_until(&self, at: Millis) -> Pin<Box<dyn Future<Output = ()> + Send>> {
-        let at =
-            self.origin + std::time::Duration::from_millis((at - self.origin_ms).max(0) as u64);
-        Box::pin(tokio::time::sleep_until(at))
+        let deadline = self.origin + self.real(at.saturating_sub(self.origin_ms));
+        Box::pin(tokio::time::sleep_until(deadline))
     }
 }
 

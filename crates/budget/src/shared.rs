@@ -86,6 +86,10 @@ pub struct SharedOptions {
     /// The policy to require; `None`: adopt the one stored (or `flow` if the
     /// ledger has none yet).
     pub policy: Option<PolicySpec>,
+    /// Server time (the clock envelopes' `timestamp` follows). `None`:
+    /// Redis `TIME` at real speed, right for Keepa, whose `timestamp` is wall
+    /// time; a fake server on a fast clock needs its own, scaled.
+    pub clock: Option<TokioClock>,
 }
 
 /// A handle on a key's shared budget for one-off calls. Cheap to clone.
@@ -123,7 +127,10 @@ impl SharedBudget {
             }
         };
         // Redis TIME is the clock every process on this ledger shares.
-        let clock = TokioClock::new(ledger.redis_time_ms().await?);
+        let clock = match options.clock {
+            Some(c) => c,
+            None => TokioClock::new(ledger.redis_time_ms().await?),
+        };
         Ok(SharedBudget {
             gate: Gate::new(spec.policy()?, ledger, clock, token),
             next_job: std::sync::Arc::new(AtomicU32::new(0)),

@@ -125,7 +125,7 @@ impl Sandbox {
 
     /// The budget's clock, on the server's scale from the server's time now.
     pub fn clock(&self) -> ScaledClock {
-        ScaledClock::new(self.server.now_ms(), self.settings.time_scale)
+        ScaledClock::scaled(self.server.now_ms(), self.settings.time_scale)
     }
 
     /// The server's own token counts, for the summary.

@@ -26,6 +26,7 @@ async fn a_run_keeps_each_deals_raw_json_when_asked() {
             client: sandbox.client().unwrap(),
             clock: sandbox.clock(),
             store: Store::open(&db).await.unwrap(),
+            ledger: Default::default(),
             target_deals: Some(5),
             until_ms: None,
             shutdown: stop,

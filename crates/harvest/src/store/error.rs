@@ -86,6 +86,15 @@ pub enum StoreError {
         /// Why.
         detail: String,
     },
+    /// Another `keepa-harvest run` holds this SQLite database: one run per
+    /// file (several processes need PostgreSQL).
+    #[error("database {db} is in use by another `keepa-harvest run`{holder}; run one process per SQLite file, or use PostgreSQL (`--db postgres://…`) to run several")]
+    InUse {
+        /// The database.
+        db: String,
+        /// ` (process N)` when the holder wrote its id, else empty.
+        holder: String,
+    },
     /// Writing an export failed.
     #[error("export from database {db}: cannot write: {source}")]
     Write {

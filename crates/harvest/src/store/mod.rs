@@ -34,11 +34,15 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{AssertSqlSafe, Row};
 
 mod error;
+mod locks;
 mod rows;
 mod sql;
 
 pub use error::{redact, StoreError};
-pub use rows::{Batch, DealRow, Known, ProductRow, RejectionRow, RequestRow, StatusReport};
+pub use locks::{lock_id, Locks};
+pub use rows::{
+    Batch, DealRow, FeedPage, Known, ProductRow, RejectionRow, RequestRow, StatusReport,
+};
 
 use sql::Kind;
 
@@ -73,6 +77,8 @@ pub struct Store {
     pool: Pool,
     /// The database as shown in messages (password removed).
     db: String,
+    /// SQLite: the file whose lock marks the one `run` on this database.
+    lock_path: Option<std::path::PathBuf>,
 }
 
 impl std::fmt::Debug for Store {
@@ -185,9 +191,12 @@ impl Store {
             .connect_with(opts)
             .await
             .map_err(|e| open_error(&shown, e))?;
+        let mut lock = path.as_os_str().to_owned();
+        lock.push(".lock");
         Ok(Store {
             pool: Pool::Sqlite(pool),
             db: shown,
+            lock_path: Some(lock.into()),
         })
     }
 
@@ -220,6 +229,7 @@ impl Store {
         Ok(Store {
             pool: Pool::Postgres(pool),
             db: shown,
+            lock_path: None,
         })
     }
 
@@ -319,6 +329,60 @@ impl Store {
         &self.db
     }
 
+    /// Claims shared by every process on this database (see [`Locks`]).
+    ///
+    /// On SQLite this also takes the database for this process: while the
+    /// returned `Locks` (or a clone) lives, another process asking gets
+    /// [`StoreError::InUse`]. The system drops that lock when the process
+    /// ends, however it ends. On PostgreSQL it takes a connection of its own.
+    pub async fn locks(&self) -> Result<Locks, StoreError> {
+        match (&self.pool, &self.lock_path) {
+            (Pool::Postgres(p), _) => {
+                let con = p
+                    .acquire()
+                    .await
+                    .map_err(|e| classify(&self.db, "open a claims connection", &e))?
+                    .detach();
+                Ok(Locks::postgres(con, self.db.clone()))
+            }
+            (Pool::Sqlite(_), Some(path)) => {
+                use std::io::{Read as _, Seek as _, Write as _};
+                let create = |e: std::io::Error| StoreError::Create {
+                    db: self.db.clone(),
+                    detail: format!("cannot open lock file {}: {e}", path.display()),
+                };
+                let mut f = std::fs::OpenOptions::new()
+                    .read(true)
+                    .write(true)
+                    .create(true)
+                    .truncate(false)
+                    .open(path)
+                    .map_err(create)?;
+                match f.try_lock() {
+                    Ok(()) => {}
+                    Err(std::fs::TryLockError::WouldBlock) => {
+                        let mut text = String::new();
+                        let _ = f.read_to_string(&mut text);
+                        let holder = text
+                            .trim()
+                            .parse::<u32>()
+                            .map_or(String::new(), |pid| format!(" (process {pid})"));
+                        return Err(StoreError::InUse {
+                            db: self.db.clone(),
+                            holder,
+                        });
+                    }
+                    Err(std::fs::TryLockError::Error(e)) => return Err(create(e)),
+                }
+                let _ = f.set_len(0);
+                let _ = f.rewind();
+                let _ = writeln!(f, "{}", std::process::id());
+                Ok(Locks::local(f))
+            }
+            (Pool::Sqlite(_), None) => Err(self.invalid("lock", "no database file".into())),
+        }
+    }
+
     /// Writes the batch in one transaction: every row and every checkpoint,
     /// or nothing.
     ///
@@ -348,6 +412,12 @@ impl Store {
                 return Err(self.invalid("checkpoint", "empty job name".into()));
             }
         }
+        if batch.pages.iter().any(|p| p.job.is_empty()) {
+            return Err(self.invalid("feed page", "empty job name".into()));
+        }
+        batch
+            .pages
+            .sort_by(|a, b| (&a.job, a.page).cmp(&(&b.job, b.page)));
         let checkpoints: Vec<(String, String)> = batch
             .checkpoints
             .iter()
@@ -458,6 +528,16 @@ impl Store {
                     .await
                     .map_err(q("insert request"))?;
             }
+            for pg in &batch.pages {
+                sqlx::query(sql::INSERT_FEED_PAGE)
+                    .bind(pg.job.as_str())
+                    .bind(i64::from(pg.page))
+                    .bind(i64::from(pg.deals))
+                    .bind(updated_at)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(q("record feed page"))?;
+            }
             for (job, value) in &checkpoints {
                 sqlx::query(sql::UPSERT_CHECKPOINT)
                     .bind(job.as_str())
@@ -490,6 +570,27 @@ impl Store {
             })
         })
         .transpose()
+    }
+
+    /// The feed pages `job` finished, as `(page, deals on it)`, by page.
+    pub async fn feed_pages(&self, job: &str) -> Result<Vec<(u32, u32)>, StoreError> {
+        let db = &self.db;
+        let rows: Vec<(i64, i64)> = with_pool!(self, p => {
+            sqlx::query_as(sql::SELECT_FEED_PAGES)
+                .bind(job)
+                .fetch_all(p)
+                .await
+                .map_err(|e| classify(db, "read feed pages", &e))?
+        });
+        Ok(rows
+            .into_iter()
+            .map(|(p, d)| {
+                (
+                    p.clamp(0, i64::from(u32::MAX)) as u32,
+                    d.clamp(0, i64::from(u32::MAX)) as u32,
+                )
+            })
+            .collect())
     }
 
     /// The deal's JSON as Keepa sent it, if the deal is stored and its

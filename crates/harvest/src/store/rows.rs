@@ -22,6 +22,19 @@ pub struct Batch {
     pub requests: Vec<RequestRow>,
     /// Job checkpoints `(job, value)`, replacing the job's previous value.
     pub checkpoints: Vec<(String, serde_json::Value)>,
+    /// Feed pages finished with this batch (a page already recorded stays as it was).
+    pub pages: Vec<FeedPage>,
+}
+
+/// A feed page a job finished: every deal on it stored, updated or rejected.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct FeedPage {
+    /// The job walking the feed (`backfill`).
+    pub job: String,
+    /// The page number (0-based).
+    pub page: u32,
+    /// Deals the page held (fewer than a full page: the feed ends there).
+    pub deals: u32,
 }
 
 impl Batch {
@@ -32,6 +45,7 @@ impl Batch {
             && self.rejections.is_empty()
             && self.requests.is_empty()
             && self.checkpoints.is_empty()
+            && self.pages.is_empty()
     }
 }
 

@@ -24,6 +24,12 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("migrations/0002_deal_deltas_raw.sqlite.sql"),
         postgres: include_str!("migrations/0002_deal_deltas_raw.postgres.sql"),
     },
+    Migration {
+        version: 3,
+        name: "feed_pages",
+        sqlite: include_str!("migrations/0003_feed_pages.sqlite.sql"),
+        postgres: include_str!("migrations/0003_feed_pages.postgres.sql"),
+    },
 ];
 
 pub(crate) const CREATE_SCHEMA_MIGRATIONS: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (
@@ -132,6 +138,13 @@ VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING";
 pub(crate) const UPSERT_CHECKPOINT: &str =
     "INSERT INTO checkpoints (job, value, updated_at_ms) VALUES ($1, $2, $3)
 ON CONFLICT (job) DO UPDATE SET value = excluded.value, updated_at_ms = excluded.updated_at_ms";
+
+/// A finished feed page: done once, the first record kept.
+pub(crate) const INSERT_FEED_PAGE: &str =
+    "INSERT INTO feed_pages (job, page, deals, done_at_ms) VALUES ($1, $2, $3, $4)
+ON CONFLICT (job, page) DO NOTHING";
+pub(crate) const SELECT_FEED_PAGES: &str =
+    "SELECT page, deals FROM feed_pages WHERE job = $1 ORDER BY page";
 
 pub(crate) const SELECT_RAW_DEAL: &str =
     "SELECT raw_json FROM deals WHERE domain = $1 AND asin = $2";

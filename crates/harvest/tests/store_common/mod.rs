@@ -7,7 +7,8 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use harvest::store::{
-    Batch, DealRow, ExportFormat, Known, ProductRow, RejectionRow, RequestRow, Store, StoreError,
+    Batch, DealRow, ExportFormat, FeedPage, Known, ProductRow, RejectionRow, RequestRow, Store,
+    StoreError,
 };
 use serde_json::json;
 
@@ -118,7 +119,9 @@ macro_rules! backend_suite {
             export_csv_and_jsonl_agree_with_rows,
             export_pages_through_many_rows,
             concurrent_commits_from_separate_handles,
-            deal_deltas_and_raw_json_round_trip
+            deal_deltas_and_raw_json_round_trip,
+            feed_pages_are_recorded_once_with_their_rows,
+            claims_exclude_other_processes_until_released
         );
     };
     (@tests $fixture:path; $($name:ident),*) => {
@@ -204,6 +207,11 @@ fn a_batch(seen: i64) -> Batch {
             request(seen + 1, "backfill", None, "timeout"),
         ],
         checkpoints: vec![("backfill".into(), json!({ "page": 1 }))],
+        pages: vec![FeedPage {
+            job: "backfill".into(),
+            page: 0,
+            deals: 150,
+        }],
     }
 }
 
@@ -546,6 +554,7 @@ pub async fn status_agrees_with_commits(db: &str) {
             request(now - 30 * hour, "backfill", Some(1_000), "ok"),
         ],
         checkpoints: vec![("backfill".into(), json!({ "page": 7, "cursor": "x" }))],
+        pages: vec![],
     };
     store.commit(batch).await.unwrap();
     let s = store.status(now).await.unwrap();
@@ -852,4 +861,81 @@ pub async fn deal_deltas_and_raw_json_round_trip(db: &str) {
         (&rows[0]["delta_day"], &rows[0]["first_seen_ms"]),
         (&json!(175), &json!(1_000))
     );
+}
+
+pub async fn feed_pages_are_recorded_once_with_their_rows(db: &str) {
+    let store = Store::open(db).await.unwrap();
+    assert!(store.feed_pages("backfill").await.unwrap().is_empty());
+    let page = |page, deals| FeedPage {
+        job: "backfill".into(),
+        page,
+        deals,
+    };
+    let mut batch = Batch::default();
+    batch.deals.push(deal("B000000001", 10));
+    batch.pages = vec![page(3, 150), page(0, 150)];
+    store.commit(batch).await.unwrap();
+    // A page done again (a restart re-read it) keeps its first record.
+    let batch = Batch {
+        pages: vec![page(3, 7), page(4, 12)],
+        ..Batch::default()
+    };
+    store.commit(batch).await.unwrap();
+    assert_eq!(
+        store.feed_pages("backfill").await.unwrap(),
+        vec![(0, 150), (3, 150), (4, 12)]
+    );
+    assert!(store.feed_pages("other").await.unwrap().is_empty());
+    // A failing batch records no page.
+    let mut bad = Batch::default();
+    bad.pages.push(page(9, 1));
+    bad.deals.push(DealRow {
+        asin: String::new(),
+        ..deal("x", 1)
+    });
+    assert!(store.commit(bad).await.is_err());
+    assert_eq!(store.feed_pages("backfill").await.unwrap().len(), 3);
+    store.close().await;
+}
+
+pub async fn claims_exclude_other_processes_until_released(db: &str) {
+    let a = Store::open(db).await.unwrap();
+    let b = Store::open(db).await.unwrap();
+    let la = a.locks().await.unwrap();
+    let names: Vec<String> = vec!["page:backfill:0".into(), "asin:1:B000000001".into()];
+    if !la.shared() {
+        // SQLite: one run per database file; the second is told why.
+        let err = b.locks().await.unwrap_err();
+        assert!(matches!(err, StoreError::InUse { .. }), "{err:?}");
+        assert!(
+            err.to_string()
+                .contains(&format!("(process {})", std::process::id())),
+            "{err}"
+        );
+        assert_eq!(la.try_claim(&names).await.unwrap(), vec![true, true]);
+        drop(la);
+        // Released with the last handle: the next run may start.
+        let again = b.locks().await.unwrap();
+        drop(again);
+        a.close().await;
+        b.close().await;
+        return;
+    }
+    let lb = b.locks().await.unwrap();
+    assert_eq!(la.try_claim(&names).await.unwrap(), vec![true, true]);
+    assert_eq!(
+        lb.try_claim(&[names[1].clone(), "asin:1:B000000002".into()])
+            .await
+            .unwrap(),
+        vec![false, true]
+    );
+    la.release(&names[1..]).await.unwrap();
+    assert_eq!(lb.try_claim(&names[1..]).await.unwrap(), vec![true]);
+    assert_eq!(lb.try_claim(&names[..1]).await.unwrap(), vec![false]);
+    // Everything at once (a killed process's are released by the server
+    // with its connection: see the scale-out test).
+    la.release_all().await;
+    assert_eq!(lb.try_claim(&names[..1]).await.unwrap(), vec![true]);
+    a.close().await;
+    b.close().await;
 }
