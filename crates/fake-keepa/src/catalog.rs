@@ -557,7 +557,7 @@ impl Catalog {
             OTHER_SPACE as u64,
         ));
         let seller_mul = 1_000_000_000_000_000_003_u128; // odd, not a multiple of 3
-        let seller_mul = if seller_mul % 3 == 0 {
+        let seller_mul = if seller_mul.is_multiple_of(3) {
             seller_mul + 2
         } else {
             seller_mul

@@ -213,7 +213,7 @@ impl History {
     /// history; a length that is not a multiple of the stride is an error.
     pub fn decode(ty: CsvType, raw: &[i64]) -> Result<History, CsvError> {
         let stride = ty.stride();
-        if raw.len() % stride != 0 {
+        if !raw.len().is_multiple_of(stride) {
             return Err(CsvError::Length {
                 ty,
                 len: raw.len(),
@@ -311,7 +311,7 @@ pub(crate) fn decode_named_pairs(
     what: &'static str,
     raw: &[i64],
 ) -> Result<Vec<(KeepaMinutes, KeepaValue)>, CsvError> {
-    if raw.len() % 2 != 0 {
+    if !raw.len().is_multiple_of(2) {
         return Err(CsvError::SeriesLength {
             what,
             len: raw.len(),

@@ -227,7 +227,7 @@ impl Offer {
     /// The price/shipping history, oldest first. Shipping `0` is free;
     /// `NoData` is not shippable or unspecified; `Unknown` undetermined.
     pub fn history(&self) -> Result<Vec<ShippingPoint>, CsvError> {
-        if self.offer_csv.len() % 3 != 0 {
+        if !self.offer_csv.len().is_multiple_of(3) {
             return Err(CsvError::SeriesLength {
                 what: "offerCSV",
                 len: self.offer_csv.len(),

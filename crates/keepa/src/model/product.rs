@@ -503,7 +503,7 @@ impl Product {
     /// The coupon history as `(t, one-time, subscribe & save)`, oldest first.
     pub fn coupon_history(&self) -> Result<Vec<(KeepaMinutes, Coupon, Coupon)>, CsvError> {
         let raw = &self.coupon_history;
-        if raw.len() % 3 != 0 {
+        if !raw.len().is_multiple_of(3) {
             return Err(CsvError::SeriesLength {
                 what: "couponHistory",
                 len: raw.len(),
@@ -569,7 +569,7 @@ fn string_pairs(
     what: &'static str,
     raw: &[String],
 ) -> Result<Vec<(KeepaMinutes, Option<String>)>, CsvError> {
-    if raw.len() % 2 != 0 {
+    if !raw.len().is_multiple_of(2) {
         return Err(CsvError::SeriesLength {
             what,
             len: raw.len(),
