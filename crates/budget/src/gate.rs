@@ -188,6 +188,18 @@ pub trait TokenSync: Send + Sync + 'static {
     fn sync(&self) -> Pin<Box<dyn Future<Output = Option<TokenSnapshot>> + Send + '_>>;
 }
 
+/// The Keepa client syncs through one `/token` call (free).
+impl TokenSync for keepa::Client {
+    fn sync(&self) -> Pin<Box<dyn Future<Output = Option<TokenSnapshot>> + Send + '_>> {
+        Box::pin(async move {
+            self.send(&keepa::request::Request::token())
+                .await
+                .ok()
+                .and_then(|r| r.snapshot())
+        })
+    }
+}
+
 /// Why `acquire` did not give a permit.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum GateError {
@@ -498,13 +510,23 @@ impl<P: Policy + 'static, C: Clock, L: LedgerStore + 'static> Gate<P, C, L> {
                 let demands = adopt_and_demands(&mut sh, &loaded, now);
                 let remote = |j: JobId| j.0 >= REMOTE_JOB_BASE && j != job;
                 let recheck = loaded.recheck_in_ms.map(|ms| now + ms.max(1));
-                match sh.sched.decide_view(now, loaded.view.clone(), &demands) {
+                let decision = sh.sched.decide_view(now, loaded.view.clone(), &demands);
+                tracing::trace!(
+                    job = job.0,
+                    now,
+                    balance = loaded.view.as_ref().map(|v| v.balance_at(now)),
+                    others = loaded.others.len(),
+                    vt = ?sh.sched.memory_mut().bulk_vtime,
+                    ?decision,
+                    "budget: decided"
+                );
+                match decision {
                     Decision::Go(g) if g.job == job => {
                         let vtime = sh.sched.vtime_after(&g, &demands);
                         let reserve =
                             sh.store
                                 .reserve(job, g.cost.upper_bound, Some(loaded.version), vtime);
-                        Step::Reserve(g, demands, reserve)
+                        Step::Reserve(g, vtime, reserve)
                     }
                     // Another process's turn: it acts on the same state; hear
                     // from it, or check again when its lease would lapse.
@@ -546,13 +568,16 @@ impl<P: Policy + 'static, C: Clock, L: LedgerStore + 'static> Gate<P, C, L> {
             };
             match step {
                 Step::Again => continue,
-                Step::Reserve(g, demands, reserve) => {
+                Step::Reserve(g, vtime, reserve) => {
                     let Some(r) = reserve.await? else {
                         // The state moved under the decision: decide again.
                         continue;
                     };
                     let mut sh = self.lock();
-                    sh.sched.record_start(&g, &demands);
+                    // Exactly the position stored with the reservation: every
+                    // process must see this job where this one does, or two
+                    // of them may each wait for the other's turn.
+                    sh.sched.record_start_at(&g, vtime);
                     if let Some(p) = sh.periodic.get_mut(&job) {
                         p.next_due += p.period_ms;
                     }
@@ -615,7 +640,8 @@ impl<P: Policy + 'static, C: Clock, L: LedgerStore + 'static> Gate<P, C, L> {
 
 enum Step {
     Again,
-    Reserve(Grant, Vec<Demand>, StoreFuture<Option<ReservationId>>),
+    /// Reserve for the grant, with its new fair-queue position.
+    Reserve(Grant, Option<f64>, StoreFuture<Option<ReservationId>>),
     /// Call `/token`; whether a snapshot is known.
     Sync(bool),
     Wait(Option<Millis>, bool),

@@ -57,6 +57,73 @@ pub enum Outcome {
     Unsent,
 }
 
+impl Outcome {
+    /// How a Keepa call ended, for settlement, received at server time `now`:
+    ///
+    /// - an answer is charged its `tokensConsumed` (`predicted` if absent);
+    /// - a 429 is refused, with its envelope;
+    /// - an error whose envelope says what it cost (Keepa's refusals; a 5xx
+    ///   or an undecodable body that carried token fields) is charged that;
+    /// - an error after which the request may have run unanswered (a
+    ///   timeout once sent) is timed out at `now`;
+    /// - any other failure never reached Keepa's meter: charged 0.
+    pub fn of_call(
+        result: &Result<keepa::Response, keepa::ApiError>,
+        predicted: i64,
+        now: Millis,
+    ) -> Outcome {
+        use keepa::ApiError;
+        let err = match result {
+            Ok(resp) => {
+                return Outcome::Charged {
+                    consumed: resp.envelope.tokens_consumed.unwrap_or(predicted),
+                    snapshot: resp.snapshot(),
+                }
+            }
+            Err(e) => e,
+        };
+        let env = err.envelope().copied();
+        let snapshot =
+            env.and_then(|e| e.snapshot_or_received_at(err.received_at_ms().unwrap_or(now)));
+        let consumed = env.and_then(|e| e.tokens_consumed);
+        match err {
+            ApiError::NotEnoughTokens(_) => Outcome::Refused { snapshot },
+            _ if err.is_refusal() => Outcome::Charged {
+                consumed: consumed.unwrap_or(0),
+                snapshot,
+            },
+            ApiError::Server(_) | ApiError::Undecodable { .. } if consumed.is_some() => {
+                Outcome::Charged {
+                    consumed: consumed.unwrap_or(0),
+                    snapshot,
+                }
+            }
+            _ if err.may_have_been_charged() => Outcome::TimedOut { at: now },
+            _ => Outcome::Charged {
+                consumed: 0,
+                snapshot,
+            },
+        }
+    }
+
+    /// What the outcome charged, if known (`None`: timed out, maybe charged).
+    pub fn charged(&self) -> Option<i64> {
+        match self {
+            Outcome::Charged { consumed, .. } => Some(*consumed),
+            Outcome::Refused { .. } | Outcome::Unsent => Some(0),
+            Outcome::TimedOut { .. } => None,
+        }
+    }
+
+    /// The envelope's token state the outcome carries.
+    pub fn snapshot(&self) -> Option<TokenSnapshot> {
+        match self {
+            Outcome::Charged { snapshot, .. } | Outcome::Refused { snapshot } => *snapshot,
+            Outcome::TimedOut { .. } | Outcome::Unsent => None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Reservation {
     job: JobId,

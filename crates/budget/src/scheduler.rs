@@ -109,7 +109,15 @@ impl<P: Policy, L> Scheduler<P, L> {
     /// Updates the fair-share memory for a grant whose reservation the
     /// store accepted.
     pub fn record_start(&mut self, grant: &Grant, demands: &[Demand]) {
-        if let Some(v) = self.vtime_after(grant, demands) {
+        let v = self.vtime_after(grant, demands);
+        self.record_start_at(grant, v);
+    }
+
+    /// [`record_start`](Self::record_start) with the fair-queue position
+    /// already computed (and stored elsewhere, e.g. with a shared
+    /// reservation), so that this process and the store hold the same one.
+    pub fn record_start_at(&mut self, grant: &Grant, vtime: Option<f64>) {
+        if let Some(v) = vtime {
             self.memory.bulk_vtime.insert(grant.job, v);
             self.memory.low_water_since_bulk = i64::MAX;
         }

@@ -195,6 +195,50 @@ impl Default for AnyLedger {
     }
 }
 
+impl AnyLedger {
+    /// The ledger `spec` names for `key` under `policy`: `memory` (this
+    /// process only) or a `redis://…` / `rediss://…` URL (feature `redis`),
+    /// whose ledger is named after a salted hash of the key and must run the
+    /// same policy as every other process on it
+    /// ([`LedgerError::PolicyConflict`] otherwise). Never shows the URL.
+    pub async fn open(
+        spec: &str,
+        key: &keepa::ApiKey,
+        policy: &crate::PolicyKind,
+    ) -> Result<AnyLedger, LedgerError> {
+        let lower = spec.trim().to_ascii_lowercase();
+        if lower == "memory" {
+            return Ok(AnyLedger::Memory(Ledger::default()));
+        }
+        if lower.starts_with("redis://") || lower.starts_with("rediss://") {
+            #[cfg(feature = "redis")]
+            {
+                use crate::redis_ledger::{LedgerName, PolicyMode, PolicySpec, RedisLedger};
+                let ledger = RedisLedger::connect(
+                    spec.trim(),
+                    &LedgerName::for_key(key),
+                    Default::default(),
+                )
+                .await?;
+                let ours = PolicySpec::of(policy, keepa::tokens::BucketCap::default());
+                ledger.agree_policy(&ours, PolicyMode::Require).await?;
+                return Ok(AnyLedger::Redis(ledger));
+            }
+            #[cfg(not(feature = "redis"))]
+            {
+                let _ = (key, policy);
+                return Err(LedgerError::Unavailable(
+                    "this build has no Redis ledger (budget feature `redis`)".into(),
+                ));
+            }
+        }
+        let _ = (key, policy);
+        Err(LedgerError::InvalidName(
+            "a ledger is `memory` or a redis:// URL".into(),
+        ))
+    }
+}
+
 macro_rules! each {
     ($self:ident, $l:ident => $e:expr) => {
         match $self {

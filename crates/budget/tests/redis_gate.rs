@@ -288,6 +288,7 @@ async fn a_one_off_permit_comes_from_the_shared_budget() {
         SharedOptions {
             policy: Some(other),
             redis: RedisOptions::default(),
+            clock: None,
         },
         None,
     )
