@@ -67,6 +67,10 @@ struct Account {
     foreign_spent: i64,
     foreign_requests: u64,
     foreign_refused: u64,
+    /// Products served in charged answers, and which (index, request shape).
+    products_served: u64,
+    products_served_again: u64,
+    served: std::collections::HashSet<(u32, String)>,
 }
 
 impl Account {
@@ -138,6 +142,8 @@ impl Account {
             refill_steps: self.steps.iter().copied().collect(),
             foreign_spent: self.foreign_spent,
             foreign_requests: self.foreign_requests,
+            products_served: self.products_served,
+            products_served_again: self.products_served_again,
             foreign_refused: self.foreign_refused,
         }
     }
@@ -237,6 +243,9 @@ impl Shared {
                 foreign_spent: 0,
                 foreign_requests: 0,
                 foreign_refused: 0,
+                products_served: 0,
+                products_served_again: 0,
+                served: Default::default(),
             });
         }
         Ok(Shared {
@@ -1258,6 +1267,26 @@ async fn keepa_route(
                 Admission::Admitted { balance_after } => {
                     a.tokens_charged += cost;
                     a.min_balance = a.min_balance.min(balance_after);
+                    if let Work::Product { indices, opt, .. } = &work {
+                        // The options that change what is paid for or returned.
+                        let shape = format!(
+                            "{}:{:?}:{:?}:{}:{}:{}:{}:{}",
+                            opt.domain_id,
+                            opt.offers,
+                            opt.stats_days,
+                            opt.history,
+                            opt.rating,
+                            opt.buybox,
+                            opt.stock,
+                            opt.only_live_offers
+                        );
+                        for i in indices {
+                            a.products_served += 1;
+                            if !a.served.insert((*i, shape.clone())) {
+                                a.products_served_again += 1;
+                            }
+                        }
+                    }
                     true
                 }
                 Admission::Refused => {

@@ -77,6 +77,12 @@ pub struct KeyStats {
     pub foreign_requests: u64,
     /// Foreign requests refused (balance ≤ 0).
     pub foreign_refused: u64,
+    /// Products served in charged `/product` answers (unknown ASINs are not).
+    pub products_served: u64,
+    /// Of those, products served before to a request of the same shape
+    /// (domain, offers, stats, history, rating, buybox, stock, live offers):
+    /// a client that never pays twice for one product keeps this at 0.
+    pub products_served_again: u64,
 }
 
 /// The balance right after one refill step.

@@ -217,3 +217,32 @@ async fn latency_delays_answers() {
     assert!(t0.elapsed() >= Duration::from_millis(150));
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn products_served_twice_in_the_same_shape_are_counted() {
+    let clock = ManualClock::new(START_MS);
+    let server = builder(&clock).start_tokens(1000).start().await.unwrap();
+    let client = keepa_client(&server.base_url(), Duration::from_secs(30));
+    let asins = server.book_asins(3);
+    let stats = |list: &[String]| {
+        ProductRequest::asins(Domain::Com, list.to_vec())
+            .stats(90)
+            .build()
+            .unwrap()
+    };
+    let offers = |list: &[String]| {
+        ProductRequest::asins(Domain::Com, list.to_vec())
+            .offers(20)
+            .build()
+            .unwrap()
+    };
+    client.send(&stats(&asins[..2])).await.unwrap();
+    // The survivor's offers: another request shape, not a repeat.
+    client.send(&offers(&asins[..1])).await.unwrap();
+    let k = server.stats().key(KEY).unwrap().clone();
+    assert_eq!((k.products_served, k.products_served_again), (3, 0));
+    // Paying twice for one product's stats is.
+    client.send(&stats(&asins[1..3])).await.unwrap();
+    let k = server.stats().key(KEY).unwrap().clone();
+    assert_eq!((k.products_served, k.products_served_again), (5, 1));
+}
