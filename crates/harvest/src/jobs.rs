@@ -23,7 +23,7 @@ use serde_json::json;
 use crate::error::{Halt, HarvestError};
 use crate::extract::DealItem;
 use crate::pipeline::{Shared, BACKFILL, RECHECK, REFRESH, REFRESH_PERIODIC};
-use crate::store::Batch;
+use crate::store::{Batch, FeedPage};
 
 /// Deals per feed page.
 pub const PAGE_SIZE: usize = 150;
@@ -51,11 +51,6 @@ pub(crate) async fn backfill(sh: Shared) -> Result<(), HarvestError> {
 
 async fn backfill_loop(sh: &Shared) -> Result<(), Halt> {
     let cp = sh.store.checkpoint("backfill").await?;
-    let mut page = cp
-        .as_ref()
-        .and_then(|v| v.get("page"))
-        .and_then(|v| v.as_u64())
-        .unwrap_or(0) as u32;
     if cp
         .as_ref()
         .and_then(|v| v.get("done"))
@@ -65,42 +60,132 @@ async fn backfill_loop(sh: &Shared) -> Result<(), Halt> {
         tracing::info!("backfill: already complete");
         return Ok(());
     }
+    // Every page below the checkpoint's is done (it is the lowest page not
+    // done when it was written; a database from before `feed_pages` has
+    // only this).
+    let below = cp
+        .as_ref()
+        .and_then(|v| v.get("page"))
+        .and_then(|v| v.as_u64())
+        .unwrap_or(0)
+        .min(u64::from(MAX_DEAL_PAGE) + 1) as u32;
     let max_pages = sh
         .cfg
         .backfill
         .max_pages
         .map_or(MAX_DEAL_PAGE + 1, |m| m)
-        .min(MAX_DEAL_PAGE + 1);
+        .min(MAX_DEAL_PAGE + 1)
+        // Keepa pages through at most 10,000 deals.
+        .min(10_000_u32.div_ceil(PAGE_SIZE as u32));
     let mut pending = Batch::default();
     loop {
-        if page >= max_pages {
+        let walk = FeedWalk::new(below, max_pages, &sh.store.feed_pages("backfill").await?);
+        let Some(first_open) = walk.open().next() else {
             pending
                 .checkpoints
-                .push(("backfill".into(), json!({ "page": page, "done": true })));
+                .push(("backfill".into(), json!({ "page": walk.end, "done": true })));
             sh.commit(&mut pending, 0, 0, 0).await?;
             return Ok(());
+        };
+        // The lowest open page no other process is reading.
+        let mut page = None;
+        for p in walk.open() {
+            let name = page_claim(p);
+            if sh.claims.try_claim(std::slice::from_ref(&name)).await?[0] {
+                page = Some((p, name));
+                break;
+            }
         }
-        let sel = sh.cfg.selection.clone().with_page(page);
-        let req = sel.build().map_err(|source| HarvestError::Invalid {
-            job: "backfill",
-            stage: "feed",
-            source,
-        })?;
-        let permit = sh.acquire_page(&BACKFILL).await?;
-        let deals = sh.feed_page(&BACKFILL, permit, &req, &mut pending).await?;
-        let n = deals.len();
-        sh.process(&BACKFILL, deals, &mut pending).await?;
-        page += 1;
-        let done = n < PAGE_SIZE || (page as usize) * PAGE_SIZE >= 10_000 || page >= max_pages;
-        pending
-            .checkpoints
-            .push(("backfill".into(), json!({ "page": page, "done": done })));
-        sh.commit(&mut pending, 0, 0, 0).await?;
+        let Some((page, claim)) = page else {
+            // Every open page is another process's: look again after a
+            // refill step (a page it abandons, by dying, comes free).
+            tracing::debug!(first_open, "backfill: every open page is taken; waiting");
+            let at = sh.now() + 60_000;
+            let mut stop = sh.stop.clone();
+            tokio::select! {
+                _ = sh.gate.clock().sleep_until(at) => {}
+                _ = stop.wait_for(|s| *s) => return Err(Halt::Stopped),
+            }
+            continue;
+        };
+        let r = backfill_page(sh, page, &walk, &mut pending).await;
+        sh.claims.release(std::slice::from_ref(&claim)).await?;
+        let n = r?;
+        let done = n < PAGE_SIZE;
         sh.metrics.backfill_page(done);
         tracing::info!(page, deals = n, done, "backfill: page done");
-        if done {
-            return Ok(());
+    }
+}
+
+/// Reads feed page `page`, pushes its deals through the pipeline, and
+/// commits the page as finished; returns how many deals it held.
+async fn backfill_page(
+    sh: &Shared,
+    page: u32,
+    walk: &FeedWalk,
+    pending: &mut Batch,
+) -> Result<usize, Halt> {
+    let sel = sh.cfg.selection.clone().with_page(page);
+    let req = sel.build().map_err(|source| HarvestError::Invalid {
+        job: "backfill",
+        stage: "feed",
+        source,
+    })?;
+    let permit = sh.acquire_page(&BACKFILL).await?;
+    let deals = sh.feed_page(&BACKFILL, permit, &req, pending).await?;
+    let n = deals.len();
+    sh.process(&BACKFILL, deals, pending).await?;
+    pending.pages.push(FeedPage {
+        job: "backfill".into(),
+        page,
+        deals: n as u32,
+    });
+    // The checkpoint (for `status`, and databases without `feed_pages`):
+    // the lowest page open as far as this process knows, once this one is
+    // done; `done` is written when no page is open.
+    let next = walk.open().find(|p| *p != page).unwrap_or(walk.end);
+    pending
+        .checkpoints
+        .push(("backfill".into(), json!({ "page": next, "done": false })));
+    sh.commit(pending, 0, 0, 0).await?;
+    Ok(n)
+}
+
+/// The claim name of a backfill feed page.
+fn page_claim(page: u32) -> String {
+    format!("page:backfill:{page}")
+}
+
+/// Which pages of the feed are still to read, from the pages finished.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct FeedWalk {
+    /// Pages below this are done.
+    below: u32,
+    /// Pages finished at or above `below`.
+    done: std::collections::BTreeSet<u32>,
+    /// One past the last page to read: the first short page + 1 (the feed
+    /// ends there), or the page limit.
+    end: u32,
+}
+
+impl FeedWalk {
+    fn new(below: u32, limit: u32, finished: &[(u32, u32)]) -> Self {
+        let short = finished
+            .iter()
+            .filter(|(_, deals)| (*deals as usize) < PAGE_SIZE)
+            .map(|(p, _)| p + 1)
+            .min();
+        let end = short.map_or(limit, |s| s.min(limit));
+        FeedWalk {
+            below: below.min(end),
+            done: finished.iter().map(|(p, _)| *p).collect(),
+            end,
         }
+    }
+
+    /// Pages still to read, lowest first.
+    fn open(&self) -> impl Iterator<Item = u32> + '_ {
+        (self.below..self.end).filter(|p| !self.done.contains(p))
     }
 }
 
@@ -112,6 +197,25 @@ pub(crate) async fn refresh(sh: Shared) -> Result<(), HarvestError> {
 async fn refresh_loop(sh: &Shared) -> Result<(), Halt> {
     let period = ms(sh.cfg.refresh.period).max(1_000);
     let max_delay = ms(sh.cfg.refresh.max_delay);
+    // One refresh per database: of several processes, one runs it and the
+    // others stand by, taking over within a period if it ends or dies.
+    let claim = vec!["job:refresh".to_string()];
+    let mut standing_by = false;
+    while !sh.claims.try_claim(&claim).await?[0] {
+        if !standing_by {
+            tracing::info!("refresh: another process runs it; standing by");
+            standing_by = true;
+        }
+        let at = sh.now() + period;
+        let mut stop = sh.stop.clone();
+        tokio::select! {
+            _ = sh.gate.clock().sleep_until(at) => {}
+            _ = stop.wait_for(|s| *s) => return Err(Halt::Stopped),
+        }
+    }
+    if standing_by {
+        tracing::info!("refresh: taking over");
+    }
     let mut next_due = sh.now();
     sh.gate.register_periodic(
         REFRESH_PERIODIC,
@@ -227,7 +331,41 @@ async fn recheck_loop(sh: &Shared) -> Result<(), Halt> {
         }
         let now = sh.now();
         let stale = sh.store.stale_products(sh.domain, now - older, 100).await?;
+        // Claimed first (another job or process may be fetching one), then
+        // looked at again: one refreshed since the query is not stale.
+        let names: Vec<String> = stale
+            .iter()
+            .map(|a| crate::pipeline::Claims::asin(sh.domain, a))
+            .collect();
+        let got = sh.claims.try_claim(&names).await?;
+        let mine: Vec<String> = stale
+            .iter()
+            .zip(&got)
+            .filter(|(_, g)| **g)
+            .map(|(a, _)| a.clone())
+            .collect();
+        let held: Vec<String> = names
+            .into_iter()
+            .zip(&got)
+            .filter(|(_, g)| **g)
+            .map(|(n, _)| n)
+            .collect();
+        let known = sh.store.known(sh.domain, &mine, now).await;
+        let stale: Vec<String> = match &known {
+            Ok(k) => mine
+                .into_iter()
+                .filter(|a| match k.get(a) {
+                    Some(crate::store::Known::Stored { fetched_at_ms, .. }) => {
+                        *fetched_at_ms < now - older
+                    }
+                    _ => false,
+                })
+                .collect(),
+            Err(_) => Vec::new(),
+        };
         if stale.is_empty() {
+            sh.claims.release(&held).await?;
+            known?;
             // Nothing is stale: look again after a tenth of the age (server time).
             let at = now + (older / 10).max(60_000);
             let mut stop = sh.stop.clone();
@@ -237,8 +375,13 @@ async fn recheck_loop(sh: &Shared) -> Result<(), Halt> {
             }
             continue;
         }
-        let n = sh.refetch(&RECHECK, &stale, &mut pending).await?;
-        sh.commit(&mut pending, 0, 0, n).await?;
+        let r = sh.refetch(&RECHECK, &stale, &mut pending).await;
+        let r = match r {
+            Ok(n) => sh.commit(&mut pending, 0, 0, n).await.map_err(Halt::from),
+            Err(e) => Err(e),
+        };
+        sh.claims.release(&held).await?;
+        r?;
     }
 }
 
@@ -309,5 +452,47 @@ impl Shared {
                 .push(crate::extract::product(p, self.domain, stage, now, share).row);
         }
         Ok(u64::from(found))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn open(w: &FeedWalk) -> Vec<u32> {
+        w.open().collect()
+    }
+
+    #[test]
+    fn a_fresh_walk_reads_every_page_up_to_the_limit() {
+        let w = FeedWalk::new(0, 4, &[]);
+        assert_eq!(open(&w), vec![0, 1, 2, 3]);
+        assert_eq!(w.end, 4);
+    }
+
+    #[test]
+    fn pages_finished_by_other_processes_are_skipped_out_of_order() {
+        let w = FeedWalk::new(0, 6, &[(1, 150), (4, 150)]);
+        assert_eq!(open(&w), vec![0, 2, 3, 5]);
+    }
+
+    #[test]
+    fn a_short_page_ends_the_feed_even_when_found_out_of_order() {
+        // Another process read page 3 and found 20 deals: nothing after it.
+        let w = FeedWalk::new(0, 67, &[(3, 20), (5, 0)]);
+        assert_eq!(open(&w), vec![0, 1, 2]);
+        assert_eq!(w.end, 4);
+        let done = FeedWalk::new(0, 67, &[(0, 150), (1, 150), (2, 150), (3, 20)]);
+        assert_eq!(open(&done), Vec::<u32>::new());
+    }
+
+    #[test]
+    fn an_old_checkpoint_cursor_counts_as_pages_done() {
+        // A database from before `feed_pages`: `{"page": 3}` alone.
+        let w = FeedWalk::new(3, 5, &[]);
+        assert_eq!(open(&w), vec![3, 4]);
+        // A cursor past the end is clamped.
+        let w = FeedWalk::new(9, 5, &[]);
+        assert_eq!(open(&w), Vec::<u32>::new());
     }
 }

@@ -26,6 +26,7 @@
 //!     client: sandbox.client()?,
 //!     clock: sandbox.clock(),
 //!     store: Store::open("harvest.db").await?,
+//!     ledger: Default::default(), // in this process; or a shared Redis ledger
 //!     target_deals: Some(100),
 //!     until_ms: None,
 //!     shutdown: stop,

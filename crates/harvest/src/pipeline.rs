@@ -26,21 +26,24 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use budget::gate::{Clock, Gate, Permit};
-use budget::{Bulk, JobId, Need, Outcome, PolicyKind, Prediction};
+use budget::{AnyLedger, Bulk, JobId, Need, Outcome, PolicyKind, Prediction};
 use keepa::model::{DealResponse, ProductResponse};
 use keepa::request::{Endpoint, ProductRequest, Request};
 use keepa::{ApiError, Client, CostModel, Response};
-use tokio::sync::{watch, Notify};
+use tokio::sync::watch;
 
 use crate::clock::ScaledClock;
 use crate::config::{RunConfig, StageRules};
 use crate::error::{Halt, HarvestError};
 use crate::extract::{self, DealItem};
 use crate::metrics::Metrics;
-use crate::store::{Batch, Known, RejectionRow, RequestRow, Store};
+use crate::store::{Batch, Known, Locks, RejectionRow, RequestRow, Store, StoreError};
 
-/// The gate every job shares.
-pub type HarvestGate = Gate<PolicyKind, ScaledClock>;
+/// The gate every job shares (its ledger in process or in Redis).
+pub type HarvestGate = Gate<PolicyKind, ScaledClock, AnyLedger>;
+
+/// A permit of the [`HarvestGate`].
+pub type HarvestPermit = Permit<PolicyKind, ScaledClock, AnyLedger>;
 
 /// Most items in one request of an urgent job (its deficit stays small).
 pub const URGENT_MAX_BATCH: u32 = 20;
@@ -122,33 +125,105 @@ pub struct Shared {
     pub(crate) target_deals: Option<u64>,
 }
 
-/// ASINs being fetched right now, by any job.
-#[derive(Debug, Default)]
+/// What is being worked on right now, by any job of this process or of
+/// another process on the same database: feed pages, ASINs, singleton jobs.
+///
+/// A claim is taken in process first (jobs of one process exclude each
+/// other), then in the store ([`Locks`]: across processes; released by the
+/// server if this process dies). Claims are never waited on: what another
+/// job holds is left to it.
+#[derive(Debug)]
 pub(crate) struct Claims {
     set: Mutex<HashSet<String>>,
-    released: Notify,
+    locks: Locks,
 }
 
 impl Claims {
+    /// Claims over `locks` (the store's).
+    pub(crate) fn new(locks: Locks) -> Self {
+        Claims {
+            set: Mutex::new(HashSet::new()),
+            locks,
+        }
+    }
+
     fn lock(&self) -> MutexGuard<'_, HashSet<String>> {
         self.set.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Claims what is free; returns (claimed, held by someone else).
-    fn claim(&self, items: Vec<Work>) -> (Vec<Work>, Vec<Work>) {
-        let mut set = self.lock();
-        items
+    /// Takes what is free of `names`; returns, in order, whether each was taken.
+    pub(crate) async fn try_claim(&self, names: &[String]) -> Result<Vec<bool>, StoreError> {
+        let local: Vec<bool> = {
+            let mut set = self.lock();
+            names.iter().map(|n| set.insert(n.clone())).collect()
+        };
+        let fresh: Vec<String> = names
+            .iter()
+            .zip(&local)
+            .filter(|(_, l)| **l)
+            .map(|(n, _)| n.clone())
+            .collect();
+        let shared = match self.locks.try_claim(&fresh).await {
+            Ok(s) => s,
+            Err(e) => {
+                self.forget(&fresh);
+                return Err(e);
+            }
+        };
+        let lost: Vec<String> = fresh
+            .iter()
+            .zip(&shared)
+            .filter(|(_, got)| !**got)
+            .map(|(n, _)| n.clone())
+            .collect();
+        self.forget(&lost);
+        let mut shared = shared.into_iter();
+        Ok(local
             .into_iter()
-            .partition(|w| set.insert(w.deal.asin.clone()))
+            .map(|l| l && shared.next().unwrap_or(false))
+            .collect())
     }
 
-    fn release<'a>(&self, asins: impl IntoIterator<Item = &'a str>) {
-        let mut set = self.lock();
-        for a in asins {
-            set.remove(a);
+    /// Releases claims this process took.
+    pub(crate) async fn release(&self, names: &[String]) -> Result<(), StoreError> {
+        if names.is_empty() {
+            return Ok(());
         }
-        drop(set);
-        self.released.notify_waiters();
+        let r = self.locks.release(names).await;
+        self.forget(names);
+        r
+    }
+
+    fn forget(&self, names: &[String]) {
+        let mut set = self.lock();
+        for n in names {
+            set.remove(n);
+        }
+    }
+
+    /// The claim name of an ASIN.
+    pub(crate) fn asin(domain: u8, asin: &str) -> String {
+        format!("asin:{domain}:{asin}")
+    }
+
+    /// Claims the deals of `items` that are free; returns (claimed, held elsewhere).
+    async fn claim_deals(
+        &self,
+        domain: u8,
+        items: Vec<DealItem>,
+    ) -> Result<(Vec<DealItem>, Vec<DealItem>), StoreError> {
+        let names: Vec<String> = items.iter().map(|d| Self::asin(domain, &d.asin)).collect();
+        let got = self.try_claim(&names).await?;
+        let mut mine = Vec::new();
+        let mut busy = Vec::new();
+        for (d, g) in items.into_iter().zip(got) {
+            if g {
+                mine.push(d);
+            } else {
+                busy.push(d);
+            }
+        }
+        Ok((mine, busy))
     }
 }
 
@@ -182,7 +257,7 @@ impl Shared {
         job: JobId,
         name: &'static str,
         need: Need,
-    ) -> Result<Permit<PolicyKind, ScaledClock>, Halt> {
+    ) -> Result<HarvestPermit, Halt> {
         let mut stop = self.stop.clone();
         if *stop.borrow() {
             return Err(Halt::Stopped);
@@ -211,10 +286,7 @@ impl Shared {
     }
 
     /// Acquires a permit for one feed page (5 tokens) for `job`.
-    pub(crate) async fn acquire_page(
-        &self,
-        job: &JobSpec,
-    ) -> Result<Permit<PolicyKind, ScaledClock>, Halt> {
+    pub(crate) async fn acquire_page(&self, job: &JobSpec) -> Result<HarvestPermit, Halt> {
         let need = Self::bulk(job, Prediction::exact(5), Prediction::exact(0), 1);
         self.acquire(job.id, job.name, need).await
     }
@@ -226,7 +298,7 @@ impl Shared {
         &self,
         job: &JobSpec,
         stage: &'static str,
-        mut permit: Permit<PolicyKind, ScaledClock>,
+        mut permit: HarvestPermit,
         req: &Request,
         pending: &mut Batch,
     ) -> Result<Response, Halt> {
@@ -249,15 +321,12 @@ impl Shared {
                 predicted,
                 ..RequestRow::default()
             };
+            let outcome = Outcome::of_call(&result, predicted, now);
+            let snap = outcome.snapshot();
+            row.charged = outcome.charged();
+            permit.settle(outcome);
             let answer = match result {
                 Ok(resp) => {
-                    let consumed = resp.envelope.tokens_consumed.unwrap_or(predicted);
-                    let snap = resp.snapshot();
-                    permit.settle(Outcome::Charged {
-                        consumed,
-                        snapshot: snap,
-                    });
-                    row.charged = Some(consumed);
                     row.tokens_left = resp.envelope.tokens_left;
                     row.status = "ok".into();
                     self.note(job, stage, &row, snap);
@@ -265,55 +334,17 @@ impl Shared {
                     Some(resp)
                 }
                 Err(err) => {
-                    let env = err.envelope().copied();
-                    let snap = env.and_then(|e| {
-                        e.snapshot_or_received_at(err.received_at_ms().unwrap_or(now))
-                    });
-                    let consumed = env.and_then(|e| e.tokens_consumed);
-                    row.tokens_left = env.and_then(|e| e.tokens_left);
+                    row.tokens_left = err.envelope().and_then(|e| e.tokens_left);
                     row.status = status_name(&err);
-                    match &err {
-                        ApiError::NotEnoughTokens(_) => {
-                            permit.settle(Outcome::Refused { snapshot: snap });
-                            row.charged = Some(0);
-                        }
-                        _ if err.is_refusal() => {
-                            permit.settle(Outcome::Charged {
-                                consumed: consumed.unwrap_or(0),
-                                snapshot: snap,
-                            });
-                            row.charged = consumed.or(Some(0));
-                            self.note(job, stage, &row, snap);
-                            pending.requests.push(row);
-                            return Err(Halt::Failed(HarvestError::Refused {
-                                job: job.name,
-                                stage,
-                                source: err,
-                            }));
-                        }
-                        ApiError::Server(_) | ApiError::Undecodable { .. }
-                            if consumed.is_some() =>
-                        {
-                            permit.settle(Outcome::Charged {
-                                consumed: consumed.unwrap_or(0),
-                                snapshot: snap,
-                            });
-                            row.charged = consumed;
-                        }
-                        _ if err.may_have_been_charged() => {
-                            permit.settle(Outcome::TimedOut { at: now });
-                            row.charged = None;
-                        }
-                        _ => {
-                            permit.settle(Outcome::Charged {
-                                consumed: 0,
-                                snapshot: snap,
-                            });
-                            row.charged = Some(0);
-                        }
-                    }
                     self.note(job, stage, &row, snap);
                     pending.requests.push(row);
+                    if err.is_refusal() {
+                        return Err(Halt::Failed(HarvestError::Refused {
+                            job: job.name,
+                            stage,
+                            source: err,
+                        }));
+                    }
                     if !matches!(err, ApiError::NotEnoughTokens(_)) {
                         failures += 1;
                         if failures >= self.retry.max_attempts {
@@ -384,7 +415,7 @@ impl Shared {
     pub(crate) async fn feed_page(
         &self,
         job: &JobSpec,
-        permit: Permit<PolicyKind, ScaledClock>,
+        permit: HarvestPermit,
         req: &Request,
         pending: &mut Batch,
     ) -> Result<Vec<DealItem>, Halt> {
@@ -469,35 +500,46 @@ impl Shared {
         pending: &mut Batch,
     ) -> Result<(), Halt> {
         let mut seen = HashSet::new();
-        let mut todo: Vec<DealItem> = deals
+        let todo: Vec<DealItem> = deals
             .into_iter()
             .filter(|d| seen.insert(d.asin.clone()))
             .collect();
         if todo.is_empty() {
             return Ok(());
         }
-        // A deal another job is fetching right now is left to it: that
-        // job's own cursor or watermark covers it until it is stored.
-        let deferred = self
-            .process_once(job, std::mem::take(&mut todo), pending)
-            .await?;
-        if !deferred.is_empty() {
+        // Claimed before the store is asked what it knows, so a product
+        // another job (or process) is storing right now is never fetched
+        // again; a deal held elsewhere is left to that job, whose own
+        // cursor or watermark covers it until it is stored.
+        let (mine, busy) = self.claims.claim_deals(self.domain, todo).await?;
+        if !busy.is_empty() {
             tracing::debug!(
                 job = job.name,
-                n = deferred.len(),
+                n = busy.len(),
                 "deals in flight in another job"
             );
         }
+        let names: Vec<String> = mine
+            .iter()
+            .map(|d| Claims::asin(self.domain, &d.asin))
+            .collect();
+        let result = self.process_claimed(job, mine, pending).await;
+        let released = self.claims.release(&names).await;
+        result?;
+        released?;
         Ok(())
     }
 
-    /// One pass; returns the deals another job holds a claim on.
-    async fn process_once(
+    /// Runs the stages for deals this job has claimed.
+    async fn process_claimed(
         &self,
         job: &JobSpec,
         deals: Vec<DealItem>,
         pending: &mut Batch,
-    ) -> Result<Vec<DealItem>, Halt> {
+    ) -> Result<(), Halt> {
+        if deals.is_empty() {
+            return Ok(());
+        }
         let cfg = &self.cfg.pipeline;
         let now = self.now();
         let asins: Vec<String> = deals.iter().map(|d| d.asin.clone()).collect();
@@ -596,21 +638,7 @@ impl Shared {
         self.metrics.rejected("deal", rejected_deal);
         self.commit(pending, direct_new, updated, 0).await?;
 
-        let (stats_mine, stats_busy) = self.claims.claim(need_stats);
-        let (offers_mine, offers_busy) = self.claims.claim(need_offers);
-        let mut deferred: Vec<DealItem> = stats_busy
-            .into_iter()
-            .chain(offers_busy)
-            .map(|w| w.deal)
-            .collect();
-
-        let result = self.run_stages(job, stats_mine, offers_mine, pending).await;
-        if let Err(e) = &result {
-            if matches!(e, Halt::Stopped) {
-                deferred.clear();
-            }
-        }
-        result.map(|()| deferred)
+        self.run_stages(job, need_stats, need_offers, pending).await
     }
 
     async fn run_stages(
@@ -620,70 +648,50 @@ impl Shared {
         mut offers: Vec<Work>,
         pending: &mut Batch,
     ) -> Result<(), Halt> {
-        // Claims are released whatever happens.
-        let mut held: HashSet<String> = stats
-            .iter()
-            .chain(offers.iter())
-            .map(|w| w.deal.asin.clone())
-            .collect();
-        let out = async {
-            if let Some(st) = &self.cfg.pipeline.product_stats {
-                let mut queue = stats;
-                while !queue.is_empty() {
-                    let (survivors, done) = self
-                        .fetch_stage(
-                            job,
-                            "stats",
-                            &mut queue,
-                            st.stats_days,
-                            None,
-                            &st.rules,
-                            pending,
-                        )
-                        .await?;
-                    for a in &done {
-                        held.remove(a);
-                    }
-                    self.claims.release(done.iter().map(String::as_str));
-                    offers.extend(survivors);
-                }
+        if let Some(st) = &self.cfg.pipeline.product_stats {
+            let mut queue = stats;
+            while !queue.is_empty() {
+                let survivors = self
+                    .fetch_stage(
+                        job,
+                        "stats",
+                        &mut queue,
+                        st.stats_days,
+                        None,
+                        &st.rules,
+                        pending,
+                    )
+                    .await?;
+                offers.extend(survivors);
             }
-            if let Some(of) = &self.cfg.pipeline.product_offers {
-                let days = self
-                    .cfg
-                    .pipeline
-                    .product_stats
-                    .as_ref()
-                    .map_or(180, |s| s.stats_days);
-                let mut queue = offers;
-                while !queue.is_empty() {
-                    let (_, done) = self
-                        .fetch_stage(
-                            job,
-                            "offers",
-                            &mut queue,
-                            days,
-                            Some(u32::from(of.offers)),
-                            &of.rules,
-                            pending,
-                        )
-                        .await?;
-                    for a in &done {
-                        held.remove(a);
-                    }
-                    self.claims.release(done.iter().map(String::as_str));
-                }
-            }
-            Ok(())
         }
-        .await;
-        self.claims.release(held.iter().map(String::as_str));
-        out
+        if let Some(of) = &self.cfg.pipeline.product_offers {
+            let days = self
+                .cfg
+                .pipeline
+                .product_stats
+                .as_ref()
+                .map_or(180, |s| s.stats_days);
+            let mut queue = offers;
+            while !queue.is_empty() {
+                self.fetch_stage(
+                    job,
+                    "offers",
+                    &mut queue,
+                    days,
+                    Some(u32::from(of.offers)),
+                    &of.rules,
+                    pending,
+                )
+                .await?;
+            }
+        }
+        Ok(())
     }
 
     /// One product request of the stage for the front of `queue` (sized by
-    /// the budget). Returns the survivors (for the next stage) and the ASINs
-    /// finished (stored or rejected), after committing.
+    /// the budget). Returns the survivors (for the next stage), after
+    /// committing the rest (stored or rejected).
     #[allow(clippy::too_many_arguments)]
     async fn fetch_stage(
         &self,
@@ -694,7 +702,7 @@ impl Shared {
         offers: Option<u32>,
         rules: &StageRules,
         pending: &mut Batch,
-    ) -> Result<(Vec<Work>, Vec<String>), Halt> {
+    ) -> Result<Vec<Work>, Halt> {
         let build = |asins: &[&str]| {
             let mut r =
                 ProductRequest::asins(self.cfg.domain, asins.iter().copied()).stats(stats_days);
@@ -761,7 +769,6 @@ impl Shared {
             by_asin.insert(p.asin.as_str(), p);
         }
         let mut survivors = Vec::new();
-        let mut done = Vec::new();
         let (mut new_deals, mut updated, mut rejected) = (0u64, 0u64, 0u64);
         for w in batch {
             let Some(p) = by_asin.get(w.deal.asin.as_str()) else {
@@ -774,7 +781,6 @@ impl Shared {
                     rules.rejection_ttl,
                 ));
                 rejected += 1;
-                done.push(w.deal.asin.clone());
                 continue;
             };
             let item = extract::product(p, self.domain, stage, now, share);
@@ -791,7 +797,6 @@ impl Shared {
                         rules.rejection_ttl,
                     ));
                     rejected += 1;
-                    done.push(w.deal.asin.clone());
                 }
                 Ok(()) => {
                     pending.products.push(item.row);
@@ -803,7 +808,6 @@ impl Shared {
                         } else {
                             new_deals += 1
                         }
-                        done.push(w.deal.asin.clone());
                     } else {
                         survivors.push(w);
                     }
@@ -813,17 +817,13 @@ impl Shared {
         self.metrics.rejected(stage, rejected);
         self.commit(pending, new_deals, updated, u64::from(found))
             .await?;
-        Ok((survivors, done))
+        Ok(survivors)
     }
 }
 
 impl Shared {
     /// A permit for exactly `req` (a retry of a request already sized).
-    async fn acquire_exact(
-        &self,
-        job: &JobSpec,
-        req: &Request,
-    ) -> Result<Permit<PolicyKind, ScaledClock>, Halt> {
+    async fn acquire_exact(&self, job: &JobSpec, req: &Request) -> Result<HarvestPermit, Halt> {
         let p = self.cost_lock().predict(req);
         let need = Self::bulk(
             job,

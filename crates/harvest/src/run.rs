@@ -5,10 +5,9 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use budget::gate::{Clock, Gate, TokenSync};
-use budget::Ledger;
-use keepa::request::Request;
-use keepa::{Client, CostModel, TokenSnapshot};
+use budget::gate::{Clock, Gate};
+use budget::AnyLedger;
+use keepa::{Client, CostModel};
 use serde::Serialize;
 use tokio::sync::watch;
 
@@ -56,6 +55,8 @@ pub struct RunOptions {
     pub clock: ScaledClock,
     /// The store.
     pub store: Store,
+    /// The budget's ledger: in this process (default) or shared through Redis.
+    pub ledger: AnyLedger,
     /// Stop once this many deals are stored in total.
     pub target_deals: Option<u64>,
     /// Stop after this much server time.
@@ -71,7 +72,7 @@ pub struct RunOptions {
 }
 
 /// What `run --summary-json` writes: exactly the keys of `shared/docs/CLI.md`.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
 pub struct Summary {
     /// Deals this run stored (passed the whole pipeline), distinct ASINs.
     pub deals_stored: u64,
@@ -156,36 +157,29 @@ pub struct RunReport {
     pub error: Option<HarvestError>,
 }
 
-/// `/token` through the client, for the gate's syncs.
-struct ClientSync {
-    client: Client,
-}
-
-impl TokenSync for ClientSync {
-    fn sync(
-        &self,
-    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Option<TokenSnapshot>> + Send + '_>>
-    {
-        Box::pin(async move {
-            let r = self.client.send(&Request::token()).await;
-            r.ok().and_then(|resp| resp.snapshot())
-        })
-    }
-}
-
 /// Runs the harvest until the target, the deadline, the shutdown signal, a
 /// run-ending failure, or (with refresh and re-check off) the end of the backfill.
 pub async fn run(cfg: RunConfig, opts: RunOptions) -> RunReport {
     let wall = Instant::now();
     let clock = opts.clock.clone();
     let start_ms = clock.now();
+    // This run's claims in the store: on SQLite the database itself (one
+    // run per file), on PostgreSQL a connection for advisory locks.
+    let locks = match opts.store.locks().await {
+        Ok(l) => l,
+        Err(e) => {
+            return RunReport {
+                summary: Summary::default(),
+                interrupted: false,
+                error: Some(e.into()),
+            }
+        }
+    };
     let gate = Gate::new(
         cfg.budget.policy,
-        Ledger::default(),
+        opts.ledger,
         clock.clone(),
-        Some(Box::new(ClientSync {
-            client: opts.client.clone(),
-        })),
+        Some(Box::new(opts.client.clone())),
     );
     let (stop_tx, stop_rx) = watch::channel(false);
     let stop_tx = Arc::new(stop_tx);
@@ -200,7 +194,7 @@ pub async fn run(cfg: RunConfig, opts: RunOptions) -> RunReport {
         metrics: opts.metrics.clone(),
         stop: stop_rx.clone(),
         stop_tx: stop_tx.clone(),
-        claims: Arc::new(Claims::default()),
+        claims: Arc::new(Claims::new(locks)),
         retry: RetryPolicy::default(),
         domain,
         target_deals: opts.target_deals,
