@@ -49,6 +49,17 @@ pub(crate) struct GlobalArgs {
     /// Total time allowed for one HTTP call, e.g. `30s` [default: 120s]
     #[arg(long, global = true, value_name = "DURATION", value_parser = humantime::parse_duration)]
     pub(crate) timeout: Option<Duration>,
+
+    /// The budget's ledger: `memory` (this process) or a redis:// URL shared
+    /// by every process on the key [default: memory]
+    #[arg(long, global = true, value_name = "URL")]
+    pub(crate) ledger: Option<String>,
+
+    /// The server's clock runs this many times faster than real time (a
+    /// fake Keepa started with --time-scale); time is then read from its
+    /// first envelope [default: 1, Keepa's wall time]
+    #[arg(long, global = true, value_name = "X")]
+    pub(crate) server_time_scale: Option<f64>,
 }
 
 /// How log lines look.

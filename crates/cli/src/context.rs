@@ -67,9 +67,44 @@ impl Context {
             .unwrap_or_else(|| keepa::client::DEFAULT_BASE_URL.to_string())
     }
 
+    /// `--ledger`, if given.
+    pub(crate) fn ledger(&self) -> Option<&str> {
+        self.global.ledger.as_deref()
+    }
+
+    /// Server time for the budget: the wall clock against Keepa, or, with
+    /// `--server-time-scale X`, a clock running X times faster from the
+    /// `timestamp` of one free `/token` call.
+    pub(crate) async fn server_clock(
+        &self,
+        client: &Client,
+    ) -> anyhow::Result<harvest::clock::ScaledClock> {
+        let Some(scale) = self.global.server_time_scale else {
+            return Ok(harvest::clock::ScaledClock::wall());
+        };
+        if !(scale.is_finite() && scale > 0.0) {
+            return Err(usage(format!(
+                "--server-time-scale {scale}: must be a positive number"
+            )));
+        }
+        let resp = client
+            .send(&keepa::request::Request::token())
+            .await
+            .context("reading the server's clock (GET /token)")?;
+        let now = resp
+            .envelope
+            .timestamp
+            .ok_or_else(|| anyhow::anyhow!("the server's /token answer has no timestamp"))?;
+        Ok(harvest::clock::ScaledClock::scaled(now, scale))
+    }
+
     /// A client for the configured server and key.
     pub(crate) fn client(&self) -> anyhow::Result<Client> {
-        let key = self.api_key()?;
+        self.client_with(self.api_key()?)
+    }
+
+    /// A client for the configured server with `key`.
+    pub(crate) fn client_with(&self, key: ApiKey) -> anyhow::Result<Client> {
         let mut builder = Client::builder(key).base_url(self.base_url());
         if let Some(t) = self.global.timeout.or(self.config.timeout) {
             builder = builder.timeout(t);

@@ -95,6 +95,16 @@ pub(crate) fn classify(err: &anyhow::Error) -> Status {
                 | ApiError::Undecodable { .. } => Status::Network,
             };
         }
+        if let Some(l) = cause.downcast_ref::<budget::LedgerError>() {
+            return ledger_status(l);
+        }
+        if let Some(s) = cause.downcast_ref::<budget::shared::SharedError>() {
+            return match s {
+                budget::shared::SharedError::Late(_) => Status::OutOfTokens,
+                budget::shared::SharedError::Ledger(l) => ledger_status(l),
+                budget::shared::SharedError::Gate(_) => Status::Usage,
+            };
+        }
         if cause.is::<UsageError>()
             || cause.is::<keepa::ValidationError>()
             || cause.is::<keepa::domain::InvalidDomain>()
@@ -108,6 +118,18 @@ pub(crate) fn classify(err: &anyhow::Error) -> Status {
         }
     }
     Status::Internal
+}
+
+/// A shared ledger's failure: unreachable is a network failure; a policy
+/// or name that does not fit is bad usage.
+fn ledger_status(e: &budget::LedgerError) -> Status {
+    match e {
+        budget::LedgerError::Unavailable(_) => Status::Network,
+        budget::LedgerError::PolicyConflict { .. } | budget::LedgerError::InvalidName(_) => {
+            Status::Usage
+        }
+        budget::LedgerError::Protocol(_) => Status::Internal,
+    }
 }
 
 /// Prints the error on stderr and returns its exit status.

@@ -1,19 +1,36 @@
 //! `keepa-harvest api …`: one Keepa call each. The response body (JSON) goes
 //! to stdout; one line on stderr gives predicted cost, charged cost, tokens
 //! left, refill rate and time to the next refill (a JSON object with `--json`).
+//!
+//! With `--ledger redis://…` the call first takes a permit from the key's
+//! shared budget (as an interactive one-off: ahead of bulk work, for at most
+//! `--max-wait`) and settles it with what Keepa answered, so it never
+//! spends tokens the harvest processes on the key are counting on.
 
 use std::path::Path;
+use std::time::Duration;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::Context as _;
 use clap::{Args, Subcommand};
 use keepa::cost::{CostModel, CostPrediction};
-use keepa::request::{DealSelection, ProductRequest, Request};
+use keepa::request::{DealSelection, Endpoint, ProductRequest, Request};
 use keepa::{Domain, Envelope};
 use serde_json::json;
 
 use crate::context::Context;
 use crate::exit::usage;
+
+/// `api` and its flags.
+#[derive(Debug, Args)]
+pub(crate) struct ApiArgs {
+    /// With --ledger redis://…: wait at most this long for the shared
+    /// budget's permit, then give up (exit 4).
+    #[arg(long, global = true, value_name = "DURATION", value_parser = humantime::parse_duration, default_value = "60s")]
+    max_wait: Duration,
+    #[command(subcommand)]
+    call: ApiCommand,
+}
 
 /// Single Keepa calls.
 #[derive(Debug, Subcommand)]
@@ -87,9 +104,9 @@ fn parse_domain(text: &str) -> Result<Domain, String> {
     })
 }
 
-impl ApiCommand {
+impl ApiArgs {
     pub(crate) async fn run(&self, ctx: &Context) -> anyhow::Result<()> {
-        let request = match self {
+        let request = match &self.call {
             ApiCommand::Token => Request::token(),
             ApiCommand::Product(args) => args.request()?,
             ApiCommand::Deals(args) => args.request()?,
@@ -97,8 +114,22 @@ impl ApiCommand {
         let client = ctx.client()?;
         let prediction = CostModel::new().predict(&request);
         let what = request.describe();
+        let permit = match ctx.ledger() {
+            Some(url) if url.trim() != "memory" && request.endpoint() != Endpoint::Token => {
+                Some(self.shared_permit(ctx, &client, url, prediction).await?)
+            }
+            _ => None,
+        };
         tracing::debug!(request = %what, expected = prediction.expected, "calling Keepa");
-        match client.send(&request).await {
+        let result = client.send(&request).await;
+        if let Some((shared, p)) = permit {
+            let now = budget::gate::Clock::now(shared.gate().clock());
+            let outcome = budget::Outcome::of_call(&result, i64::from(prediction.expected), now);
+            p.settle_confirmed(outcome)
+                .await
+                .context("settling the shared budget's permit")?;
+        }
+        match result {
             Ok(response) => {
                 let body: serde_json::Value = response
                     .json()
@@ -128,6 +159,45 @@ impl ApiCommand {
                 Err(anyhow::Error::new(err).context(what))
             }
         }
+    }
+}
+
+impl ApiArgs {
+    /// A permit for one call from the key's shared budget at `url`.
+    async fn shared_permit(
+        &self,
+        ctx: &Context,
+        client: &keepa::Client,
+        url: &str,
+        prediction: CostPrediction,
+    ) -> anyhow::Result<(budget::shared::SharedBudget, budget::shared::OneOffPermit)> {
+        use budget::redis_ledger::LedgerName;
+        use budget::shared::{JobClass, SharedBudget, SharedOptions};
+        let key = ctx.api_key()?;
+        let clock = ctx.server_clock(client).await?;
+        let options = SharedOptions {
+            clock: Some(clock),
+            ..SharedOptions::default()
+        };
+        let sync: Box<dyn budget::gate::TokenSync> = Box::new(client.clone());
+        let shared =
+            SharedBudget::connect_with(url.trim(), LedgerName::for_key(&key), options, Some(sync))
+                .await
+                .context("connecting to the shared budget (--ledger)")?;
+        let cost = budget::Prediction::new(
+            i64::from(prediction.expected),
+            i64::from(prediction.upper_bound),
+        );
+        let permit = shared
+            .acquire_one(
+                JobClass::Interactive {
+                    max_delay: self.max_wait,
+                },
+                cost,
+            )
+            .await
+            .context("waiting for the shared budget's permit")?;
+        Ok((shared, permit))
     }
 }
 

@@ -16,8 +16,7 @@ pub(crate) mod status;
 #[derive(Debug, clap::Subcommand)]
 pub(crate) enum Command {
     /// Single Keepa calls: token status, products, the deal feed.
-    #[command(subcommand)]
-    Api(api::ApiCommand),
+    Api(api::ApiArgs),
     /// The Keepa-compatible fake server (prints `listening on http://ADDR` first).
     FakeKeepa(fake_keepa::FakeKeepaArgs),
     /// Run a workload through the simulator (report keys: shared/workloads/README.md).

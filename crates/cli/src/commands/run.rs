@@ -37,9 +37,6 @@ pub(crate) struct RunArgs {
     /// Database: a SQLite path or a postgres:// URL [default: keepa-harvest.db]
     #[arg(long, value_name = "URL-or-PATH")]
     db: Option<String>,
-    /// Budget ledger: `memory` (default).
-    #[arg(long, value_name = "URL")]
-    ledger: Option<String>,
     /// Stop once this many deals are stored (in the database, in total).
     #[arg(long, value_name = "N")]
     target_deals: Option<u64>,
@@ -88,14 +85,11 @@ impl RunArgs {
             cfg.budget.policy = budget::PolicyKind::by_name(name, budget::SeedRules::default())
                 .map_err(|e| usage(e.to_string()))?;
         }
-        let ledger = self.ledger.clone().or(cfg.ledger.clone());
-        if let Some(l) = ledger.as_deref() {
-            if l != "memory" {
-                return Err(usage(format!(
-                    "--ledger {l:?}: only `memory` is available in this build"
-                )));
-            }
-        }
+        let ledger = ctx
+            .ledger()
+            .map(str::to_string)
+            .or(cfg.ledger.clone())
+            .unwrap_or_else(|| "memory".to_string());
         if self.target_deals == Some(0) {
             return Err(usage("--target-deals must be at least 1"));
         }
@@ -132,20 +126,38 @@ impl RunArgs {
         } else {
             None
         };
-        let (client, clock) = match &sandbox {
-            Some(s) => (s.client()?, s.clock()),
+        let (client, clock, key) = match &sandbox {
+            Some(s) => (s.client()?, s.clock(), s.key().clone()),
             None => {
-                let client = match (ctx.client(), cfg.key.clone()) {
-                    (Ok(c), _) => c,
-                    (Err(_), Some(key)) => keepa::Client::builder(key)
-                        .base_url(ctx.base_url())
-                        .build()
-                        .context("setting up the Keepa client")?,
+                let key = match (ctx.api_key(), cfg.key.clone()) {
+                    (Ok(k), _) => k,
+                    (Err(_), Some(k)) => k,
                     (Err(e), None) => return Err(e),
                 };
-                (client, harvest::clock::ScaledClock::wall())
+                let client = ctx.client_with(key.clone())?;
+                let clock = ctx.server_clock(&client).await?;
+                (client, clock, key)
             }
         };
+        if sandbox.is_some() && ledger != "memory" {
+            return Err(usage(
+                "--ledger: a shared ledger needs a shared server; --sandbox runs its own (start `keepa-harvest fake-keepa` and point --base-url at it)",
+            ));
+        }
+        let ledger = budget::AnyLedger::open(&ledger, &key, &cfg.budget.policy)
+            .await
+            .map_err(|e| match e {
+                budget::LedgerError::InvalidName(_)
+                | budget::LedgerError::PolicyConflict { .. } => usage(format!("--ledger: {e}")),
+                other => anyhow::Error::new(other).context("connecting to the shared ledger"),
+            })?;
+        if let budget::AnyLedger::Redis(r) = &ledger {
+            tracing::info!(
+                owner = r.owner(),
+                lease_s = r.lease().as_secs_f64(),
+                "budget: sharing the key's ledger in Redis"
+            );
+        }
         let until = self.until.or(match (&sandbox, target) {
             (Some(_), None) => Some(SANDBOX_DEFAULT_UNTIL),
             _ => None,
@@ -219,6 +231,7 @@ impl RunArgs {
                 client,
                 clock,
                 store,
+                ledger,
                 target_deals: target,
                 until_ms: until.map(|u| u.as_millis().min(i64::MAX as u128) as i64),
                 shutdown: shutdown_rx,
