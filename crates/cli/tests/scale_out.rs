@@ -368,7 +368,7 @@ async fn three_processes_share_one_key_reach_the_target_and_fetch_nothing_twice(
     let available = 600 + refilled - left;
     let utilization = charged as f64 / available as f64;
     eprintln!(
-        "{test}: {deals} deals, {requests} requests, {refused} 429s, {charged} tokens charged of {available} available (utilization {utilization:.3}), wasted {}, refresh {due} runs",
+        "{test}: {deals} deals, {requests} requests, {refused} 429s, {charged} tokens charged of {available} available (utilization {utilization:.3}), wasted {}, refresh {due} runs, backfill tokens by process {backfill:?}",
         stats["wastedRefill"]
     );
     assert!(utilization >= 0.95, "utilization {utilization:.3}: {stats}");
