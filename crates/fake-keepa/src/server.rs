@@ -1209,7 +1209,12 @@ async fn keepa_route(
         let mut books = lock(&shared.books);
         let a = &mut books.accounts[idx];
         a.count(endpoint, status.as_u16());
-        let env = shared.envelope(Some(a), now, consumed, started);
+        // The envelope is the account as of the moment it is written, with
+        // that moment as its timestamp: a newer timestamp always holds every
+        // charge an older one does (clients rely on "newest wins").
+        let at = shared.clock.now_ms().max(now);
+        a.sync(at, spec);
+        let env = shared.envelope(Some(a), at, consumed, started);
         match (payload, err) {
             (_, Some(e)) => error_body(env, &e),
             (Some(p), None) => {
@@ -1259,11 +1264,14 @@ async fn keepa_route(
     let admitted = {
         let mut books = lock(&shared.books);
         let a = &mut books.accounts[idx];
-        a.sync(now, spec);
+        // Charged when the answer is ready, at that instant (a slow answer
+        // does not charge in the past, behind requests that came after it).
+        let at = shared.clock.now_ms().max(now);
+        a.sync(at, spec);
         if matches!(work, Work::Token) {
             true
         } else {
-            match a.bucket.try_spend(now, cost) {
+            match a.bucket.try_spend(at, cost) {
                 Admission::Admitted { balance_after } => {
                     a.tokens_charged += cost;
                     a.min_balance = a.min_balance.min(balance_after);
