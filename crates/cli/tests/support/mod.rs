@@ -122,22 +122,37 @@ impl Running {
 
     /// Waits (bounded) for a stderr line holding `needle`; returns it.
     pub fn wait_line(&mut self, needle: &str, within: Duration) -> String {
+        let mut found = String::new();
+        self.wait_until(
+            |line| {
+                let hit = line.contains(needle);
+                if hit {
+                    found = line.to_string();
+                }
+                hit
+            },
+            &format!("a line with {needle:?}"),
+            within,
+        );
+        found
+    }
+
+    /// Feeds stderr lines to `done` until it returns true (bounded).
+    pub fn wait_until(&mut self, mut done: impl FnMut(&str) -> bool, what: &str, within: Duration) {
         let deadline = Instant::now() + within;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             match self.lines.recv_timeout(left) {
                 Ok(line) => {
-                    self.seen.push(line.clone());
-                    if line.contains(needle) {
-                        return line;
+                    let hit = done(&line);
+                    self.seen.push(line);
+                    if hit {
+                        return;
                     }
                 }
                 Err(_) => {
                     let _ = self.child.kill();
-                    panic!(
-                        "no line with {needle:?} within {within:?}:\n{}",
-                        self.seen.join("\n")
-                    );
+                    panic!("no {what} within {within:?}:\n{}", self.seen.join("\n"));
                 }
             }
         }
@@ -274,6 +289,17 @@ pub fn html_server(status: &'static str) -> SocketAddr {
         }
     });
     addr
+}
+
+/// `GET path` over HTTP/1.0 with deadlines; the whole response.
+pub fn http_get(addr: SocketAddr, path: &str) -> String {
+    let mut s = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(5)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.set_write_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(s, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out
 }
 
 /// Every file under `dir`, recursively.
