@@ -427,3 +427,21 @@ fn a_server_answering_html_exits_5_naming_what_came_back() {
         }
     }
 }
+
+/// Regression: an envelope with `"refillIn": -9223372036854775808`
+/// overflowed the cost line's arithmetic and panicked `api` (debug build).
+#[test]
+fn an_absurd_envelope_is_shown_not_a_panic() {
+    let body = r#"{"timestamp":-9223372036854775808,"tokensLeft":-9223372036854775808,"refillIn":-9223372036854775808,"refillRate":9223372036854775807,"tokensConsumed":-9223372036854775808}"#;
+    let addr = support::answering("200 OK", "application/json", body.to_string());
+    let out = run(
+        &["api", "token", "--base-url", &format!("http://{addr}")],
+        Some("k"),
+    );
+    out.expect(0, "tokens left -9223372036854775808");
+    assert!(
+        out.stdout.contains("\"refillIn\": -9223372036854775808"),
+        "{}",
+        out.stdout
+    );
+}

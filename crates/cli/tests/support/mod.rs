@@ -249,6 +249,16 @@ impl Drop for Fake {
 /// HTML page (`Content-Type: text/html`), as a proxy or a captive portal
 /// would. Lives on its own thread until the test process ends.
 pub fn html_server(status: &'static str) -> SocketAddr {
+    let body = format!(
+        "<!DOCTYPE html>\n<html><head><title>{status}</title></head>\
+         <body><h1>{status}</h1><p>nginx</p></body></html>\n"
+    );
+    answering(status, "text/html; charset=utf-8", body)
+}
+
+/// A tiny HTTP/1.1 server answering every request with `status` and
+/// `body`. Lives on its own thread until the test process ends.
+pub fn answering(status: &'static str, content_type: &'static str, body: String) -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     std::thread::spawn(move || {
@@ -275,13 +285,9 @@ pub fn html_server(status: &'static str) -> SocketAddr {
                     Ok(n) => req.extend_from_slice(&buf[..n]),
                 }
             }
-            let body = format!(
-                "<!DOCTYPE html>\n<html><head><title>{status}</title></head>\
-                 <body><h1>{status}</h1><p>nginx</p></body></html>\n"
-            );
             let _ = write!(
                 s,
-                "HTTP/1.1 {status}\r\nContent-Type: text/html; charset=utf-8\r\n\
+                "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\n\
                  Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
                 body.len()
             );
