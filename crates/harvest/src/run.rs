@@ -210,11 +210,7 @@ async fn first_token_state(
         }
         sh.metrics.retry();
         tracing::warn!(attempt = failures, error = %err, "/token failed; retrying");
-        let wait = sh
-            .retry
-            .backoff_ms
-            .saturating_mul(1 << (failures - 1).min(10));
-        let at = sh.now().saturating_add(wait);
+        let at = sh.now().saturating_add(sh.retry.backoff_after(failures));
         tokio::select! {
             _ = sh.gate.clock().sleep_until(at) => {}
             _ = shutdown.wait_for(|s| *s) => return Ok(()),
