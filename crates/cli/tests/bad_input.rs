@@ -14,7 +14,7 @@ mod support;
 use std::path::Path;
 
 use harvest::store::{Batch, DealRow, Store};
-use support::{command, finish, run, temp_dir, Fake};
+use support::{finish, run, temp_dir, Fake};
 
 const SUITE: &str = "bad";
 
@@ -56,7 +56,7 @@ async fn count_deals(path: &Path) -> u64 {
 
 #[test]
 fn unknown_config_keys_name_the_key_its_place_and_the_closest_name() {
-    let dir = temp_dir(SUITE, "keys");
+    let dir = temp_dir(SUITE, "config-keys");
     let cfg = write(&dir, "harvest.toml", "domain = \"com\"\ndoman = \"com\"\n");
     // Every command that reads --config checks the whole file.
     for args in [
@@ -303,7 +303,23 @@ async fn a_read_only_database_exits_2_before_any_work_and_keeps_its_rows() {
     std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
     let before = std::fs::read(&db).unwrap();
     let p = db.to_str().unwrap();
-    let mut cmd = command(&[
+    // Permissions bind root only through another uid: as root, the binary
+    // runs as nobody (from a copy nobody can reach, if need be).
+    let root = is_root();
+    let bin = if root {
+        support::bin_for_anyone(&dir)
+    } else {
+        support::bin()
+    };
+    let as_user = |args: &[&str]| {
+        let mut cmd = support::command_of(&bin, args);
+        cmd.current_dir(&dir);
+        if root {
+            cmd.uid(NOBODY).gid(NOBODY);
+        }
+        cmd
+    };
+    let run_args = [
         "run",
         "--sandbox",
         "--quiet",
@@ -311,12 +327,8 @@ async fn a_read_only_database_exits_2_before_any_work_and_keeps_its_rows() {
         p,
         "--target-deals",
         "10",
-    ]);
-    if is_root() {
-        // Permissions bind root only through another uid.
-        cmd.uid(NOBODY).gid(NOBODY);
-    }
-    let out = finish(cmd);
+    ];
+    let out = finish(as_user(&run_args));
     out.expect(2, &format!("database {p} is read-only"));
     // Refused at open: no Keepa request was made, no summary printed.
     assert!(out.stdout.is_empty(), "{}", out.stdout);
@@ -325,11 +337,7 @@ async fn a_read_only_database_exits_2_before_any_work_and_keeps_its_rows() {
     assert_eq!(count_deals(&db).await, 3);
     // Reading commands still work on a read-only file.
     std::fs::set_permissions(&db, std::fs::Permissions::from_mode(0o444)).unwrap();
-    let mut cmd = command(&["export", "--db", p, "--format", "csv"]);
-    if is_root() {
-        cmd.uid(NOBODY).gid(NOBODY);
-    }
-    let out = finish(cmd);
+    let out = finish(as_user(&["export", "--db", p, "--format", "csv"]));
     out.expect(0, "exported 3 deals");
     let _ = std::fs::remove_dir_all(dir);
 }
@@ -350,7 +358,7 @@ async fn an_invalid_key_exits_3_and_an_expired_one_too_without_the_key_and_witho
     const WRONG: &str = "WRONGKEY0123456789";
     const OLD: &str = "EXPIREDKEY0123456789";
     let server = fake(&[GOOD], &[OLD]);
-    let dir = temp_dir(SUITE, "keys");
+    let dir = temp_dir(SUITE, "api-keys");
     let db = dir.join("h.db");
     db_with_rows(&db, 2).await;
     let p = db.to_str().unwrap();

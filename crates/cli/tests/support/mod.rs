@@ -57,7 +57,12 @@ impl Outcome {
 
 /// A command without `KEEPA_API_KEY` and `RUST_LOG` from the environment.
 pub fn command(args: &[&str]) -> Command {
-    let mut cmd = Command::new(bin());
+    command_of(&bin(), args)
+}
+
+/// Like [`command`], for the binary at `bin`.
+pub fn command_of(bin: &Path, args: &[&str]) -> Command {
+    let mut cmd = Command::new(bin);
     cmd.args(args)
         .env_remove("KEEPA_API_KEY")
         .env_remove("RUST_LOG")
@@ -306,6 +311,26 @@ pub fn http_get(addr: SocketAddr, path: &str) -> String {
     let mut out = String::new();
     s.read_to_string(&mut out).unwrap();
     out
+}
+
+/// The binary at a path any user may run: [`bin`] itself when every
+/// directory above it lets others through, else a copy in `dir` (a clone
+/// in a private directory, say).
+#[cfg(unix)]
+pub fn bin_for_anyone(dir: &Path) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let bin = bin();
+    let open = bin
+        .ancestors()
+        .skip(1)
+        .all(|d| std::fs::metadata(d).is_ok_and(|m| m.permissions().mode() & 0o001 != 0));
+    if open {
+        return bin;
+    }
+    let copy = dir.join("keepa-harvest");
+    std::fs::copy(&bin, &copy).unwrap();
+    std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o755)).unwrap();
+    copy
 }
 
 /// Every file under `dir`, recursively.
