@@ -266,12 +266,12 @@ fn every_kept_fuzz_input_replays_without_panic() {
             .and_then(|n| n.to_str())
             .unwrap_or("");
         match target {
-            "envelope" => keepa::fuzz::answer(&data),
-            "deal" => keepa::fuzz::deal_body(&data),
-            "product" => keepa::fuzz::product_body(&data),
-            _ => keepa::fuzz::selection(&data),
+            "envelope" => keepa::fuzz::answer(data),
+            "deal" => keepa::fuzz::deal_body(data),
+            "product" => keepa::fuzz::product_body(data),
+            _ => keepa::fuzz::selection(data),
         }
         // Every input through every entry point, too.
-        all(&data);
+        all(data);
     }
 }
