@@ -1,5 +1,7 @@
-//! The `--config` TOML file. Flags override it; sections this binary does
-//! not know yet (added by other commands) are kept in [`Config::other`].
+//! The `--config` TOML file. Flags override it. The whole file, the run's
+//! own settings and sections (`domain`, `[selection]`, …) included, is
+//! validated by `harvest::config` first; this module reads the command
+//! line's keys only.
 //!
 //! ```toml
 //! base_url = "http://127.0.0.1:8080"
@@ -31,9 +33,6 @@ pub(crate) struct Config {
     /// Connect timeout.
     #[serde(default, with = "opt_duration")]
     pub(crate) connect_timeout: Option<Duration>,
-    /// Sections owned by other commands (`[run]`, `[budget]`, …).
-    #[serde(flatten)]
-    pub(crate) other: toml::Table,
 }
 
 impl Config {
@@ -41,24 +40,14 @@ impl Config {
     pub(crate) fn load(path: &Path) -> anyhow::Result<Config> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| usage(format!("cannot read config file {}: {e}", path.display())))?;
+        // One file for the command line and the run: `harvest::config`
+        // checks every key and value first, so a typo or a bad value is
+        // reported as `FILE:LINE:COL` with the closest valid name, whichever
+        // command reads the file.
+        harvest::config::RunConfig::from_toml_str(&text, &path.display().to_string())
+            .map_err(|e| usage(e.to_string()))?;
         let mut config: Config = toml::from_str(&text)
             .map_err(|e| usage(format!("invalid config file {}: {e}", path.display())))?;
-        // Top-level sections and the run's own settings (`domain`, `db`, …)
-        // belong to `harvest::config`, which validates them with line
-        // numbers; any other top-level value is most likely a typo
-        // (`base-url`).
-        let run_keys = harvest::config::RUN_KEYS;
-        if let Some((name, _)) = config
-            .other
-            .iter()
-            .find(|(k, v)| !v.is_table() && !run_keys.contains(&k.as_str()))
-        {
-            return Err(usage(format!(
-                "invalid config file {}: unknown setting `{name}` (known: base_url, key_file, timeout, connect_timeout, {}, or a [section])",
-                path.display(),
-                run_keys.join(", ")
-            )));
-        }
         if let Some(key_file) = &config.key_file {
             if key_file.is_relative() {
                 let base = path.parent().unwrap_or(Path::new("."));

@@ -2,11 +2,14 @@
 //!
 //! Commands return `anyhow::Error`s; [`classify`] walks each error's chain
 //! for a typed cause: [`keepa::ApiError`], [`keepa::ValidationError`],
-//! [`UsageError`], [`Interrupted`]. Anything else is an internal error.
+//! a database that cannot be used ([`StoreError`]), [`UsageError`],
+//! [`Interrupted`]. Anything else is an internal error.
 
 use std::fmt;
 use std::process::ExitCode;
 
+use harvest::store::StoreError;
+use harvest::HarvestError;
 use keepa::ApiError;
 
 /// The exit statuses of `keepa-harvest`.
@@ -105,6 +108,21 @@ pub(crate) fn classify(err: &anyhow::Error) -> Status {
                 budget::shared::SharedError::Gate(_) => Status::Usage,
             };
         }
+        if let Some(store) = store_error(cause) {
+            return match store {
+                // The database named is missing, corrupt, read-only, too
+                // new, held by another run, cannot be created or cannot be
+                // reached: bad input.
+                StoreError::Create { .. }
+                | StoreError::Missing { .. }
+                | StoreError::Corrupt { .. }
+                | StoreError::ReadOnly { .. }
+                | StoreError::TooNew { .. }
+                | StoreError::InUse { .. }
+                | StoreError::Connect { .. } => Status::Usage,
+                _ => Status::Internal,
+            };
+        }
         if cause.is::<UsageError>()
             || cause.is::<keepa::ValidationError>()
             || cause.is::<keepa::domain::InvalidDomain>()
@@ -132,13 +150,39 @@ fn ledger_status(e: &budget::LedgerError) -> Status {
     }
 }
 
+/// The store error `cause` is or wraps. `HarvestError::Store` is
+/// transparent, so the store error is not a link of the chain of its own.
+fn store_error<'a>(cause: &'a (dyn std::error::Error + 'static)) -> Option<&'a StoreError> {
+    match cause.downcast_ref::<HarvestError>() {
+        Some(HarvestError::Store(e)) => Some(e),
+        _ => cause.downcast_ref::<StoreError>(),
+    }
+}
+
 /// Prints the error on stderr and returns its exit status.
 pub(crate) fn report(err: &anyhow::Error) -> Status {
     let status = classify(err);
     if status != Status::Interrupted {
-        eprintln!("error: {err:#}");
+        eprintln!("error: {}", message(err));
     }
     status
+}
+
+/// The error and its causes joined with `: `, leaving out a cause whose
+/// text the message already holds (typed errors often print their source).
+fn message(err: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in err.chain() {
+        let text = cause.to_string();
+        if out.contains(&text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+    }
+    out
 }
 
 #[cfg(test)]
@@ -163,5 +207,37 @@ mod tests {
         };
         let e = anyhow::Error::new(timeout).context("GET /token");
         assert_eq!(classify(&e).code(), 5);
+    }
+
+    #[test]
+    fn a_cause_already_in_the_message_is_not_repeated() {
+        let inner = UsageError("offers=5: must be between 20 and 100".into());
+        let outer =
+            anyhow::Error::new(inner).context("bad request: offers=5: must be between 20 and 100");
+        assert_eq!(
+            message(&outer),
+            "bad request: offers=5: must be between 20 and 100"
+        );
+        let e = anyhow::Error::new(UsageError("no key".into())).context("starting");
+        assert_eq!(message(&e), "starting: no key");
+    }
+
+    #[test]
+    fn unusable_databases_are_bad_input_also_inside_a_harvest_error() {
+        let read_only = || StoreError::ReadOnly {
+            db: "h.db".into(),
+            detail: "attempt to write a readonly database".into(),
+        };
+        let e = anyhow::Error::new(read_only()).context("opening the database h.db");
+        assert_eq!(classify(&e).code(), 2);
+        let e = anyhow::Error::new(HarvestError::Store(read_only())).context("the harvest stopped");
+        assert_eq!(classify(&e).code(), 2);
+        let query = StoreError::Query {
+            db: "h.db".into(),
+            what: "commit",
+            detail: "disk I/O error".into(),
+        };
+        let e = anyhow::Error::new(HarvestError::Store(query)).context("the harvest stopped");
+        assert_eq!(classify(&e).code(), 1);
     }
 }

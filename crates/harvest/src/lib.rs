@@ -11,6 +11,8 @@
 //! - [`extract`]: the one module reading Keepa's deal and product objects.
 //! - [`sandbox`]: the in-process fake Keepa behind `run --sandbox`.
 //! - [`config`], [`store`]: the TOML configuration and the database.
+//! - [`fuzz`]: the parse entry points the fuzz targets and the no-panic
+//!   tests drive with arbitrary bytes.
 //!
 //! Guarantees: rows and checkpoints commit in one transaction after every
 //! request, so a crash loses at most the request in flight; a cursor or
@@ -44,6 +46,7 @@ pub mod clock;
 pub mod config;
 pub mod error;
 pub mod extract;
+pub mod fuzz;
 pub mod jobs;
 pub mod metrics;
 pub mod pipeline;

@@ -406,6 +406,29 @@ pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
     TcpListener::bind(addr).await
 }
 
+/// Reads a metrics address: `HOST:PORT` (`127.0.0.1:9100`, `[::1]:9100`,
+/// `0.0.0.0:9100` to expose it on purpose), or a bare port (`9100`,
+/// `:9100`), which binds the loopback interface only: the endpoint is
+/// reachable from other machines only when an address says so.
+///
+/// ```
+/// use harvest::metrics::parse_addr;
+/// assert_eq!(parse_addr("9100").unwrap().to_string(), "127.0.0.1:9100");
+/// assert_eq!(parse_addr(":0").unwrap().to_string(), "127.0.0.1:0");
+/// assert_eq!(parse_addr("[::1]:9100").unwrap().to_string(), "[::1]:9100");
+/// assert!(parse_addr("localhost").is_err());
+/// ```
+pub fn parse_addr(text: &str) -> Result<SocketAddr, String> {
+    let t = text.trim();
+    let port = t.strip_prefix(':').unwrap_or(t);
+    if let Ok(port) = port.parse::<u16>() {
+        return Ok(SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, port)));
+    }
+    t.parse::<SocketAddr>().map_err(|_| {
+        format!("{text:?} is not an address like \"127.0.0.1:9100\" or a port like \"9100\"")
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

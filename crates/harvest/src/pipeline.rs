@@ -108,6 +108,14 @@ impl Default for RetryPolicy {
     }
 }
 
+impl RetryPolicy {
+    /// The wait (server ms) after the `failures`-th failure (1-based).
+    pub fn backoff_after(&self, failures: u32) -> i64 {
+        self.backoff_ms
+            .saturating_mul(1 << failures.saturating_sub(1).min(10))
+    }
+}
+
 /// Everything the jobs share. Cheap to clone (`Arc`s inside).
 #[derive(Debug, Clone)]
 pub struct Shared {
@@ -357,11 +365,9 @@ impl Shared {
                         }
                         self.metrics.retry();
                         tracing::warn!(job = job.name, stage, attempt = failures, error = %err, "request failed; retrying");
-                        let wait = self
-                            .retry
-                            .backoff_ms
-                            .saturating_mul(1 << (failures - 1).min(10));
-                        let at = self.now().saturating_add(wait);
+                        let at = self
+                            .now()
+                            .saturating_add(self.retry.backoff_after(failures));
                         let mut stop = self.stop.clone();
                         tokio::select! {
                             _ = self.gate.clock().sleep_until(at) => {}

@@ -7,6 +7,7 @@ use std::time::Instant;
 
 use budget::gate::{Clock, Gate};
 use budget::AnyLedger;
+use keepa::request::Request;
 use keepa::{Client, CostModel};
 use serde::Serialize;
 use tokio::sync::watch;
@@ -157,6 +158,68 @@ pub struct RunReport {
     pub error: Option<HarvestError>,
 }
 
+/// Asks `/token` once before any job starts and hands the answer to the
+/// budget. The gate's own syncs treat a failed `/token` as "no news", so
+/// without this a key Keepa refuses (400, 402) or a server that cannot be
+/// reached would leave every job waiting for a first envelope that never
+/// comes: the run would hang instead of failing. A refusal ends the run at
+/// once ([`HarvestError::Refused`]); a network or server failure is retried
+/// like any request ([`RetryPolicy`]) before it ends the run
+/// ([`HarvestError::Network`]). A shutdown signal ends the wait early.
+async fn first_token_state(
+    sh: &Shared,
+    shutdown: &mut watch::Receiver<bool>,
+) -> Result<(), HarvestError> {
+    let mut failures = 0;
+    loop {
+        let answer = sh.client.send(&Request::token()).await;
+        let snapshot = match &answer {
+            Ok(resp) => resp.snapshot(),
+            // /token is always answered; a 429 still carries the state.
+            Err(e @ keepa::ApiError::NotEnoughTokens(_)) => e.envelope().and_then(|env| {
+                env.snapshot_or_received_at(e.received_at_ms().unwrap_or_else(|| sh.now()))
+            }),
+            Err(_) => None,
+        };
+        let err = match answer {
+            Ok(_) | Err(keepa::ApiError::NotEnoughTokens(_)) => {
+                if let Some(s) = snapshot {
+                    sh.metrics.envelope(s);
+                    sh.gate
+                        .observe_confirmed(s)
+                        .await
+                        .map_err(|source| HarvestError::Budget { job: "run", source })?;
+                }
+                return Ok(());
+            }
+            Err(e) if e.is_refusal() => {
+                return Err(HarvestError::Refused {
+                    job: "run",
+                    stage: "/token",
+                    source: e,
+                })
+            }
+            Err(e) => e,
+        };
+        failures += 1;
+        if failures >= sh.retry.max_attempts {
+            return Err(HarvestError::Network {
+                job: "run",
+                stage: "/token",
+                attempts: failures,
+                source: err,
+            });
+        }
+        sh.metrics.retry();
+        tracing::warn!(attempt = failures, error = %err, "/token failed; retrying");
+        let at = sh.now().saturating_add(sh.retry.backoff_after(failures));
+        tokio::select! {
+            _ = sh.gate.clock().sleep_until(at) => {}
+            _ = shutdown.wait_for(|s| *s) => return Ok(()),
+        }
+    }
+}
+
 /// Runs the harvest until the target, the deadline, the shutdown signal, a
 /// run-ending failure, or (with refresh and re-check off) the end of the backfill.
 pub async fn run(cfg: RunConfig, opts: RunOptions) -> RunReport {
@@ -206,7 +269,8 @@ pub async fn run(cfg: RunConfig, opts: RunOptions) -> RunReport {
     let window_end: Arc<Mutex<Option<WindowEnd>>> = Arc::default();
 
     let mut tasks = tokio::task::JoinSet::new();
-    let mut error: Option<HarvestError> = None;
+    let mut shutdown = opts.shutdown.clone();
+    let mut error: Option<HarvestError> = first_token_state(&shared, &mut shutdown).await.err();
     let target_met = match opts.target_deals {
         Some(t) => opts
             .store
@@ -216,7 +280,8 @@ pub async fn run(cfg: RunConfig, opts: RunOptions) -> RunReport {
             .unwrap_or(false),
         None => false,
     };
-    if cfg.backfill.enabled && !target_met {
+    let start_jobs = error.is_none();
+    if start_jobs && cfg.backfill.enabled && !target_met {
         let sh = shared.clone();
         let we = window_end.clone();
         let tr = truth.clone();
@@ -229,15 +294,15 @@ pub async fn run(cfg: RunConfig, opts: RunOptions) -> RunReport {
             ("backfill", r)
         });
     }
-    if cfg.refresh.enabled {
+    if start_jobs && cfg.refresh.enabled {
         let sh = shared.clone();
         tasks.spawn(async move { ("refresh", jobs::refresh(sh).await) });
     }
-    if cfg.recheck.enabled && !target_met {
+    if start_jobs && cfg.recheck.enabled && !target_met {
         let sh = shared.clone();
         tasks.spawn(async move { ("recheck", jobs::recheck(sh).await) });
     }
-    if target_met {
+    if start_jobs && target_met {
         // Nothing to backfill: one refresh run, then stop.
         let sh = shared.clone();
         tasks.spawn(async move {
@@ -255,7 +320,6 @@ pub async fn run(cfg: RunConfig, opts: RunOptions) -> RunReport {
         });
     }
 
-    let mut shutdown = opts.shutdown.clone();
     let mut interrupted = false;
     let deadline = opts.until_ms.map(|u| start_ms.saturating_add(u));
     let mut stop_seen = stop_rx.clone();

@@ -217,8 +217,11 @@ fn other_values() {
     assert!(err("domain = \"xx\"\n").starts_with("config.toml:1:10: domain: must be a marketplace"));
     assert_eq!(
         err("metrics_addr = \"localhost\"\n"),
-        "config.toml:1:16: metrics_addr: \"localhost\" is not an address like \"127.0.0.1:9100\""
+        "config.toml:1:16: metrics_addr: \"localhost\" is not an address like \"127.0.0.1:9100\" or a port like \"9100\""
     );
+    // A bare port binds loopback only.
+    let c = RunConfig::from_toml_str("metrics_addr = \"9100\"\n", "config.toml").unwrap();
+    assert_eq!(c.metrics_addr.unwrap().to_string(), "127.0.0.1:9100");
     assert!(err("ledger = \"mysql://x\"\n").starts_with("config.toml:1:10: ledger:"));
     assert_eq!(
         err("[backfill]\nmax_pages = 100\n"),

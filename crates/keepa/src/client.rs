@@ -349,7 +349,7 @@ impl Client {
             .await
             .map_err(|e| self.map_error(e, Some((status, received_at_ms))))?;
         let elapsed = started.elapsed();
-        let outcome = self.classify(status, bytes.to_vec(), received_at_ms, elapsed);
+        let outcome = classify(&self.key, status, bytes.to_vec(), received_at_ms, elapsed);
         match &outcome {
             Ok(r) => tracing::debug!(
                 request = %what,
@@ -362,78 +362,6 @@ impl Client {
             Err(e) => tracing::debug!(request = %what, status, error = %e, "Keepa call failed"),
         }
         outcome
-    }
-
-    fn classify(
-        &self,
-        status: u16,
-        body: Vec<u8>,
-        received_at_ms: i64,
-        elapsed: Duration,
-    ) -> Result<Response, ApiError> {
-        if (200..300).contains(&status) {
-            let first = body.iter().find(|b| !b.is_ascii_whitespace());
-            if first != Some(&b'{') {
-                return Err(ApiError::Undecodable {
-                    status,
-                    reason: "the body is not a JSON object".into(),
-                    excerpt: excerpt(&body, Some(&self.key)),
-                    envelope: None,
-                    received_at_ms,
-                });
-            }
-            return match serde_json::from_slice::<Envelope>(&body) {
-                Ok(envelope) => Ok(Response {
-                    status,
-                    envelope,
-                    received_at_ms,
-                    elapsed,
-                    body,
-                }),
-                Err(e) => Err(ApiError::Undecodable {
-                    status,
-                    reason: format!("invalid JSON or token fields: {e}"),
-                    excerpt: excerpt(&body, Some(&self.key)),
-                    envelope: None,
-                    received_at_ms,
-                }),
-            };
-        }
-
-        // Error bodies are small: redact the key before reading them at all.
-        let text = self.key.redact(&String::from_utf8_lossy(&body));
-        let parsed = serde_json::from_str::<Value>(&text)
-            .ok()
-            .filter(Value::is_object);
-        let (envelope, error, excerpt_text) = match &parsed {
-            Some(v) => {
-                let envelope = serde_json::from_value::<Envelope>(v.clone())
-                    .ok()
-                    .filter(|e| !e.is_empty());
-                let error = v
-                    .get("error")
-                    .filter(|e| e.is_object())
-                    .and_then(|e| serde_json::from_value::<KeepaErrorObject>(e.clone()).ok());
-                (envelope, error, None)
-            }
-            None => (None, None, Some(excerpt(text.as_bytes(), None))),
-        };
-        let detail = Box::new(ErrorResponse {
-            status,
-            envelope,
-            error,
-            received_at_ms,
-            excerpt: excerpt_text,
-        });
-        Err(match status {
-            400 => ApiError::Rejected(detail),
-            402 => ApiError::PaymentRequired(detail),
-            404 => ApiError::NotFound(detail),
-            405 => ApiError::MethodNotAllowed(detail),
-            429 => ApiError::NotEnoughTokens(detail),
-            500..=599 => ApiError::Server(detail),
-            _ => ApiError::UnexpectedStatus(detail),
-        })
     }
 
     fn map_error(&self, err: reqwest::Error, response: Option<(u16, i64)>) -> ApiError {
@@ -470,6 +398,95 @@ impl Client {
             may_have_been_charged: !connecting,
         }
     }
+}
+
+/// What the client makes of an HTTP answer it has read in full: a
+/// [`Response`] for a 2xx whose body is a JSON object, otherwise the typed
+/// [`ApiError`] of its status (with the envelope and Keepa's error object
+/// when the body has them, and a redacted excerpt when it is not JSON).
+///
+/// [`Client::send`] uses exactly this; it is public so that recorded
+/// answers can be replayed and so that the fuzz targets and the no-panic
+/// tests reach the same code. It never panics, whatever `body` holds.
+pub fn decode_answer(
+    key: &ApiKey,
+    status: u16,
+    body: Vec<u8>,
+    received_at_ms: i64,
+) -> Result<Response, ApiError> {
+    classify(key, status, body, received_at_ms, Duration::ZERO)
+}
+
+fn classify(
+    key: &ApiKey,
+    status: u16,
+    body: Vec<u8>,
+    received_at_ms: i64,
+    elapsed: Duration,
+) -> Result<Response, ApiError> {
+    if (200..300).contains(&status) {
+        let first = body.iter().find(|b| !b.is_ascii_whitespace());
+        if first != Some(&b'{') {
+            return Err(ApiError::Undecodable {
+                status,
+                reason: "the body is not a JSON object".into(),
+                excerpt: excerpt(&body, Some(key)),
+                envelope: None,
+                received_at_ms,
+            });
+        }
+        return match serde_json::from_slice::<Envelope>(&body) {
+            Ok(envelope) => Ok(Response {
+                status,
+                envelope,
+                received_at_ms,
+                elapsed,
+                body,
+            }),
+            Err(e) => Err(ApiError::Undecodable {
+                status,
+                reason: format!("invalid JSON or token fields: {e}"),
+                excerpt: excerpt(&body, Some(key)),
+                envelope: None,
+                received_at_ms,
+            }),
+        };
+    }
+
+    // Error bodies are small: redact the key before reading them at all.
+    let text = key.redact(&String::from_utf8_lossy(&body));
+    let parsed = serde_json::from_str::<Value>(&text)
+        .ok()
+        .filter(Value::is_object);
+    let (envelope, error, excerpt_text) = match &parsed {
+        Some(v) => {
+            let envelope = serde_json::from_value::<Envelope>(v.clone())
+                .ok()
+                .filter(|e| !e.is_empty());
+            let error = v
+                .get("error")
+                .filter(|e| e.is_object())
+                .and_then(|e| serde_json::from_value::<KeepaErrorObject>(e.clone()).ok());
+            (envelope, error, None)
+        }
+        None => (None, None, Some(excerpt(text.as_bytes(), None))),
+    };
+    let detail = Box::new(ErrorResponse {
+        status,
+        envelope,
+        error,
+        received_at_ms,
+        excerpt: excerpt_text,
+    });
+    Err(match status {
+        400 => ApiError::Rejected(detail),
+        402 => ApiError::PaymentRequired(detail),
+        404 => ApiError::NotFound(detail),
+        405 => ApiError::MethodNotAllowed(detail),
+        429 => ApiError::NotEnoughTokens(detail),
+        500..=599 => ApiError::Server(detail),
+        _ => ApiError::UnexpectedStatus(detail),
+    })
 }
 
 fn chain_has_invalid_data(err: &reqwest::Error) -> bool {

@@ -58,7 +58,37 @@ pub struct TokenSnapshot {
 impl TokenSnapshot {
     /// Server time of the next refill step.
     pub fn next_refill_at_ms(&self) -> i64 {
-        self.timestamp_ms + self.refill_in_ms
+        self.timestamp_ms.saturating_add(self.refill_in_ms)
+    }
+}
+
+/// The ranges a server's token state can be in; [`Envelope::snapshot`]
+/// refuses values outside them. Far beyond any Keepa plan, and small
+/// enough that every projection of [`crate::tokens::TokenBucket`] stays
+/// within `i64`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Plausible {
+    /// Latest server time, Unix ms (the earliest is 0).
+    pub max_timestamp_ms: i64,
+    /// Largest balance either side of zero.
+    pub max_abs_tokens: i64,
+    /// Largest refill rate, tokens per minute.
+    pub max_refill_rate: i64,
+}
+
+/// Year 2286, a trillion tokens, a billion tokens a minute.
+pub const PLAUSIBLE: Plausible = Plausible {
+    max_timestamp_ms: 10_000_000_000_000,
+    max_abs_tokens: 1_000_000_000_000,
+    max_refill_rate: 1_000_000_000,
+};
+
+impl Plausible {
+    /// Whether `s` is within these ranges.
+    pub fn admits(&self, s: &TokenSnapshot) -> bool {
+        (0..=self.max_timestamp_ms).contains(&s.timestamp_ms)
+            && (-self.max_abs_tokens..=self.max_abs_tokens).contains(&s.tokens_left)
+            && (0..=self.max_refill_rate).contains(&s.refill_rate)
     }
 }
 
@@ -73,14 +103,17 @@ impl Envelope {
     }
 
     /// The token state, if the envelope names the time, the balance, the
-    /// next refill and the rate. `refillIn` is clamped into `0..=60_000`.
+    /// next refill and the rate, each within [`PLAUSIBLE`] (anything else
+    /// is garbage no Keepa server is in, and projecting it would overflow).
+    /// `refillIn` is clamped into `0..=60_000`, a negative rate to 0.
     pub fn snapshot(&self) -> Option<TokenSnapshot> {
-        Some(TokenSnapshot {
+        let snapshot = TokenSnapshot {
             timestamp_ms: self.timestamp?,
             tokens_left: self.tokens_left?,
             refill_in_ms: self.refill_in?.clamp(0, 60_000),
             refill_rate: self.refill_rate?.max(0),
-        })
+        };
+        PLAUSIBLE.admits(&snapshot).then_some(snapshot)
     }
 
     /// Like [`Envelope::snapshot`], taking `received_at_ms` for a missing
@@ -130,6 +163,37 @@ mod tests {
         assert_eq!(env.tokens_left, Some(-231));
         assert_eq!(env.token_flow_reduction, Some(0.5));
         assert_eq!(env.tokens_consumed, Some(386));
+    }
+
+    /// Regression: an envelope with `"tokensLeft": -9223372036854775808`
+    /// (found by the no-panic proptest) became a snapshot whose bucket
+    /// projection (`when_balance_reaches`) overflowed and panicked in debug
+    /// builds; release builds wrapped into a nonsense wake-up time.
+    #[test]
+    fn extreme_envelope_overflowed_the_bucket_projection() {
+        let env = |ts: i64, left: i64, rate: i64| Envelope {
+            timestamp: Some(ts),
+            tokens_left: Some(left),
+            refill_in: Some(1_000),
+            refill_rate: Some(rate),
+            ..Default::default()
+        };
+        for bad in [
+            env(1_750_000_000_000, i64::MIN, 20),
+            env(1_750_000_000_000, i64::MAX, 20),
+            env(i64::MAX, 5, 20),
+            env(-1, 5, 20),
+            env(1_750_000_000_000, 5, i64::MAX),
+        ] {
+            assert_eq!(bad.snapshot(), None, "{bad:?}");
+            assert_eq!(bad.snapshot_or_received_at(1), None, "{bad:?}");
+        }
+        let worst = env(PLAUSIBLE.max_timestamp_ms, -PLAUSIBLE.max_abs_tokens, 1)
+            .snapshot()
+            .unwrap();
+        let b = crate::tokens::TokenBucket::from_snapshot(&worst);
+        assert!(b.when_balance_reaches(60).is_some());
+        assert_eq!(env(5, 5, -3).snapshot().unwrap().refill_rate, 0);
     }
 
     #[test]

@@ -16,6 +16,8 @@
 //! - [`request`]: validated request builders; a bad request never costs a token.
 //! - [`cost`]: what a request will cost, learned online from `tokensConsumed`.
 //! - [`client`]: the HTTP client; every outcome is one typed result.
+//! - [`fuzz`]: the parse entry points the fuzz targets and the no-panic
+//!   tests drive with arbitrary bytes.
 //!
 //! ```
 //! use keepa::{KeepaMinutes, Envelope};
@@ -35,6 +37,7 @@ pub mod cost;
 pub mod domain;
 pub mod envelope;
 pub mod error;
+pub mod fuzz;
 pub mod model;
 pub mod request;
 pub mod time;
@@ -43,7 +46,7 @@ pub mod tokens;
 pub use client::{ApiKey, Client, ClientBuilder, Response};
 pub use cost::{CostModel, CostPrediction};
 pub use domain::Domain;
-pub use envelope::{Envelope, TokenSnapshot};
+pub use envelope::{Envelope, TokenSnapshot, PLAUSIBLE};
 pub use error::{ApiError, ValidationError};
 pub use model::{
     ConditionFilter, CsvType, DateRange, Deal, DealResponse, History, KeepaValue, Offer,

@@ -740,7 +740,7 @@ impl DealSelection {
             }
         }
         if let Some(s) = self.sort_type {
-            if !(1..=4).contains(&s.abs()) {
+            if !(1..=4).contains(&s.unsigned_abs()) {
                 return Err(ValidationError::new(
                     "sortType",
                     s,

@@ -27,9 +27,13 @@ const MS_PER_MINUTE: i64 = 60_000;
 pub struct KeepaMinutes(pub i64);
 
 impl KeepaMinutes {
-    /// Unix milliseconds at the start of this Keepa minute.
+    /// Unix milliseconds at the start of this Keepa minute; saturates at
+    /// `i64::MIN` / `i64::MAX` for minutes no real time has (a server may
+    /// send any integer).
     pub fn to_unix_ms(self) -> i64 {
-        (self.0 + KEEPA_EPOCH_OFFSET_MINUTES) * MS_PER_MINUTE
+        self.0
+            .saturating_add(KEEPA_EPOCH_OFFSET_MINUTES)
+            .saturating_mul(MS_PER_MINUTE)
     }
 
     /// The Keepa minute containing the given Unix milliseconds (rounds down,
@@ -67,6 +71,21 @@ mod tests {
     fn epoch_is_2011_not_2000() {
         // 2011-01-01T00:00:00Z
         assert_eq!(KeepaMinutes(0).to_unix_ms(), 1_293_840_000_000);
+    }
+
+    /// Regression: a deal with `"lastUpdate": -9223372036854775808` (found by
+    /// the no-panic proptest) overflowed the conversion and panicked
+    /// `extract::deal` in debug builds; release builds wrapped silently.
+    #[test]
+    fn to_unix_ms_overflow_saturates() {
+        assert_eq!(KeepaMinutes(i64::MIN).to_unix_ms(), i64::MIN);
+        assert_eq!(KeepaMinutes(i64::MAX).to_unix_ms(), i64::MAX);
+        assert_eq!(KeepaMinutes(i64::MAX / 60_000).to_unix_ms(), i64::MAX);
+        assert_eq!(KeepaMinutes(i64::MIN).to_unix_secs(), i64::MIN / 1000);
+        assert_eq!(
+            KeepaMinutes::from_unix_ms(i64::MIN),
+            KeepaMinutes(i64::MIN.div_euclid(60_000) - KEEPA_EPOCH_OFFSET_MINUTES)
+        );
     }
 
     #[test]

@@ -215,6 +215,16 @@ fn deal_selection_rules() {
     assert!(err(s.build()).contains("integers must be JSON numbers"));
 }
 
+/// Regression: `"sortType": -9223372036854775808` (found by the no-panic
+/// proptest) overflowed `abs()` in `validate` and panicked in debug builds.
+#[test]
+fn sort_type_i64_min_abs_overflow_is_a_validation_error() {
+    let sel: DealSelection =
+        serde_json::from_str(r#"{"domainId":1,"priceTypes":[2],"sortType":-9223372036854775808}"#)
+            .unwrap();
+    assert!(err(sel.build()).starts_with("sortType=-9223372036854775808: must be 1..4"));
+}
+
 #[test]
 fn deal_selection_round_trips_user_json_with_numbers_and_pass_through() {
     let text = r#"{

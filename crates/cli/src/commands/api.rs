@@ -284,9 +284,11 @@ fn show(v: Option<i64>) -> String {
 fn cost_line(json: bool, predicted: CostPrediction, env: &Envelope, received_at_ms: i64) -> String {
     // refillIn counts from when the answer was made; measure the time since
     // on the local clock only (never mix server and local clocks).
-    let next_refill_ms = env
-        .refill_in
-        .map(|r| (r - (now_ms() - received_at_ms).max(0)).max(0));
+    // Saturating: the envelope holds whatever the server sent.
+    let next_refill_ms = env.refill_in.map(|r| {
+        r.saturating_sub(now_ms().saturating_sub(received_at_ms).max(0))
+            .max(0)
+    });
     if json {
         return json!({
             "predictedCost": predicted.expected,

@@ -46,8 +46,8 @@ pub(crate) struct RunArgs {
     /// Write the run's summary (keys: CLI.md) to this file as JSON.
     #[arg(long, value_name = "FILE")]
     summary_json: Option<PathBuf>,
-    /// Serve Prometheus metrics at http://ADDR/metrics (loopback recommended).
-    #[arg(long, value_name = "ADDR")]
+    /// Serve Prometheus metrics at http://ADDR/metrics; a bare port (`9100`) binds loopback only.
+    #[arg(long, value_name = "ADDR|PORT", value_parser = harvest::metrics::parse_addr)]
     metrics_addr: Option<SocketAddr>,
     /// Budget policy: flow (default), controlled-deficit, wait-for-max.
     #[arg(long, value_name = "NAME")]
@@ -194,12 +194,13 @@ impl RunArgs {
             let listener = harvest::metrics::bind(addr)
                 .await
                 .map_err(|e| usage(format!("--metrics-addr {addr}: {e}")))?;
+            let bound = listener.local_addr().unwrap_or(addr);
             tokio::spawn(harvest::metrics::serve(
                 listener,
                 metrics.clone(),
                 stop_metrics_rx.clone(),
             ));
-            tracing::info!(%addr, "metrics at /metrics");
+            tracing::info!(addr = %bound, "metrics at http://{bound}/metrics");
         }
         let progress = if self.quiet || ctx.json {
             None

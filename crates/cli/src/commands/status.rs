@@ -114,9 +114,9 @@ fn render(db: &str, r: &StatusReport, wall_ms: i64) -> String {
         }
     ));
     if let Some(latest) = r.latest_request_ms {
-        let apart = (wall_ms - latest) / 1000;
+        let apart = wall_ms.saturating_sub(latest) / 1000;
         let how = match apart {
-            a if a.abs() < 60 => "now".to_string(),
+            a if a.unsigned_abs() < 60 => "now".to_string(),
             a if a > 0 => format!("{} before this machine's clock", rough(a)),
             a => format!(
                 "{} after this machine's clock (a sandbox's fast clock)",
@@ -144,13 +144,17 @@ fn render(db: &str, r: &StatusReport, wall_ms: i64) -> String {
     s
 }
 
-/// A Unix-ms time as RFC 3339 (seconds).
+/// A Unix-ms time as RFC 3339 (seconds); as plain milliseconds outside
+/// what RFC 3339 can write (before 1970, after 9999: a sandbox's clock may
+/// be anywhere, and humantime's `Display` fails past 9999, which made
+/// `to_string` panic).
 fn time(ms: i64) -> String {
+    const YEAR_10000_MS: u64 = 253_402_300_800_000;
     match u64::try_from(ms) {
-        Ok(ms) => {
-            humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_millis(ms)).to_string()
+        Ok(t) if t < YEAR_10000_MS => {
+            humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_millis(t)).to_string()
         }
-        Err(_) => ms.to_string(),
+        _ => ms.to_string(),
     }
 }
 
@@ -201,4 +205,30 @@ fn rough(secs: i64) -> String {
         (secs + 30) / 60 * 60
     };
     humantime::format_duration(Duration::from_secs(rounded)).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Regression: a stored time past the year 9999 (a sandbox run with a
+    /// huge --sandbox-time-scale) panicked `status` in `to_string`.
+    #[test]
+    fn time_past_year_9999_is_shown_as_ms_not_a_panic() {
+        assert_eq!(time(0), "1970-01-01T00:00:00Z");
+        assert_eq!(time(253_402_300_799_000), "9999-12-31T23:59:59Z");
+        assert_eq!(time(253_402_300_800_000), "253402300800000");
+        assert_eq!(time(i64::MAX), i64::MAX.to_string());
+        assert_eq!(time(-5), "-5");
+        let r = StatusReport {
+            checkpoints: vec![("backfill".into(), serde_json::json!({"page": 3}), i64::MAX)],
+            latest_request_ms: Some(i64::MAX),
+            target_deals: Some(10),
+            eta_ms: Some(i64::MAX),
+            ..StatusReport::default()
+        };
+        let text = render("h.db", &r, i64::MIN);
+        assert!(text.contains(&format!("(at {})", i64::MAX)), "{text}");
+        assert!(text.contains("after this machine's clock"), "{text}");
+    }
 }

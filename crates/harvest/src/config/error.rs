@@ -60,11 +60,16 @@ impl Suggestion {
     /// to be a plausible typo.
     pub fn closest<'a>(given: &str, known: impl IntoIterator<Item = &'a str>) -> Suggestion {
         let given_l = given.to_ascii_lowercase();
+        let len = given.chars().count();
+        let limit = (len / 3).max(2);
+        // The distance is at least the difference in length: a name that
+        // differs by more than the limit is skipped unmeasured, so a huge
+        // bogus key costs no more than its length.
         let best = known
             .into_iter()
+            .filter(|k| k.chars().count().abs_diff(len) <= limit)
             .map(|k| (edit_distance(&given_l, &k.to_ascii_lowercase()), k))
             .min_by_key(|(d, _)| *d);
-        let limit = (given.chars().count() / 3).max(2);
         Suggestion(
             best.filter(|(d, _)| *d <= limit)
                 .map(|(_, k)| k.to_string()),
@@ -265,6 +270,14 @@ mod tests {
         );
         assert_eq!(Suggestion::closest("zzzzzzzz", known).0, None);
         assert_eq!(edit_distance("kitten", "sitting"), 3);
+        // A huge bogus name is not measured against every known name
+        // (edit distance is quadratic): skipped by length, same answer.
+        let long = "x".repeat(100_000);
+        assert_eq!(Suggestion::closest(&long, known).0, None);
+        assert_eq!(
+            Suggestion::closest("current.usd", known).0.as_deref(),
+            Some("current.used")
+        );
         assert_eq!(edit_distance("", "abc"), 3);
     }
 }

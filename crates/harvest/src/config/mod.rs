@@ -14,7 +14,8 @@
 //! See [`DEFAULT_CONFIG_TOML`] for a complete, commented example. In short:
 //! - top level: `domain` (`"com"`, `"co.uk"`, … or an id 1–12; default
 //!   `com`), `key` (better: `KEEPA_API_KEY`), `db`, `ledger`
-//!   (`memory` or `redis://…`), `metrics_addr` (`"127.0.0.1:9100"`),
+//!   (`memory` or `redis://…`), `metrics_addr` (`"127.0.0.1:9100"`, or a
+//!   bare port such as `"9100"` for the loopback interface),
 //!   `keep_raw_deals` (store each deal's JSON as sent; default false); the
 //!   command line's own keys (`base_url`, `key_file`, `timeout`,
 //!   `connect_timeout`) are allowed and left to it.
@@ -389,14 +390,10 @@ impl RunConfig {
         };
         let metrics_addr = match top.string("metrics_addr")? {
             None => None,
-            Some((s, span)) => Some(s.trim().parse::<SocketAddr>().map_err(|_| {
-                bad(
-                    doc,
-                    span.start,
-                    "metrics_addr",
-                    format!("{s:?} is not an address like \"127.0.0.1:9100\""),
-                )
-            })?),
+            Some((s, span)) => Some(
+                crate::metrics::parse_addr(s)
+                    .map_err(|m| bad(doc, span.start, "metrics_addr", m))?,
+            ),
         };
 
         let keep_raw_deals = top.boolean("keep_raw_deals")?.unwrap_or(false);

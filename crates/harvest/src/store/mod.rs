@@ -137,7 +137,32 @@ impl Store {
             Store::connect_sqlite(db, create).await?
         };
         store.migrate().await?;
+        if create {
+            store.check_writable().await?;
+        }
         Ok(store)
+    }
+
+    /// A writer's open refuses a SQLite file it can read but not write (a
+    /// read-only file, say): the run learns it before it spends a token on
+    /// work it could not store. In WAL mode `BEGIN IMMEDIATE` succeeds on a
+    /// read-only file; only a write fails, so the probe writes and rolls
+    /// back, leaving the file as it was.
+    async fn check_writable(&self) -> Result<(), StoreError> {
+        let Pool::Sqlite(p) = &self.pool else {
+            return Ok(());
+        };
+        let mut conn = p.acquire().await.map_err(|e| open_error(&self.db, e))?;
+        let probe = sqlx::raw_sql(
+            "BEGIN IMMEDIATE; CREATE TABLE keepa_harvest_write_probe (x INTEGER); ROLLBACK",
+        )
+        .execute(&mut *conn)
+        .await;
+        if probe.is_err() {
+            let _ = sqlx::raw_sql("ROLLBACK").execute(&mut *conn).await;
+        }
+        probe.map_err(|e| open_error(&self.db, e))?;
+        Ok(())
     }
 
     async fn connect_sqlite(db: &str, create: bool) -> Result<Store, StoreError> {

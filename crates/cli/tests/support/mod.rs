@@ -1,0 +1,355 @@
+//! Helpers of the bad-input and secrets suites: the binary run with a
+//! deadline, private temp dirs, an in-process fake Keepa and a tiny HTML
+//! server. Everything listens on 127.0.0.1 only.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc::{self, Receiver};
+use std::time::{Duration, Instant};
+
+/// How long any one command may take before it is killed.
+pub const DEADLINE: Duration = Duration::from_secs(120);
+
+pub fn bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_keepa-harvest"))
+}
+
+/// A fresh directory for one test.
+pub fn temp_dir(suite: &str, tag: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("kh-{suite}-{}-{tag}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// What a finished command printed.
+#[derive(Debug)]
+pub struct Outcome {
+    pub status: ExitStatus,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Outcome {
+    pub fn code(&self) -> Option<i32> {
+        self.status.code()
+    }
+
+    /// Exit `code`, `needle` on stderr, and never a panic.
+    #[track_caller]
+    pub fn expect(&self, code: i32, needle: &str) {
+        assert!(
+            !self.stderr.contains("panicked") && !self.stdout.contains("panicked"),
+            "a panic:\n{}",
+            self.stderr
+        );
+        assert_eq!(self.code(), Some(code), "stderr:\n{}", self.stderr);
+        assert!(
+            self.stderr.contains(needle),
+            "{needle:?} not on stderr:\n{}",
+            self.stderr
+        );
+    }
+}
+
+/// A command without `KEEPA_API_KEY` and `RUST_LOG` from the environment.
+pub fn command(args: &[&str]) -> Command {
+    command_of(&bin(), args)
+}
+
+/// Like [`command`], for the binary at `bin`.
+pub fn command_of(bin: &Path, args: &[&str]) -> Command {
+    let mut cmd = Command::new(bin);
+    cmd.args(args)
+        .env_remove("KEEPA_API_KEY")
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null());
+    cmd
+}
+
+/// Runs `cmd` to its end, killed past [`DEADLINE`].
+pub fn finish(mut cmd: Command) -> Outcome {
+    let child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    Running::new(child).wait(DEADLINE)
+}
+
+/// Runs the binary with `args` (and the key, if any) to its end.
+pub fn run(args: &[&str], key: Option<&str>) -> Outcome {
+    let mut cmd = command(args);
+    if let Some(k) = key {
+        cmd.env("KEEPA_API_KEY", k);
+    }
+    finish(cmd)
+}
+
+/// A child whose stderr lines arrive on a channel and whose stdout is
+/// collected, both by threads, so it never blocks on a full pipe.
+pub struct Running {
+    child: Child,
+    lines: Receiver<String>,
+    pub seen: Vec<String>,
+    stdout: Receiver<String>,
+}
+
+impl Running {
+    pub fn new(mut child: Child) -> Running {
+        let err = child.stderr.take().unwrap();
+        let mut out = child.stdout.take().unwrap();
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(err).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let (otx, stdout) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut text = String::new();
+            let _ = out.read_to_string(&mut text);
+            let _ = otx.send(text);
+        });
+        Running {
+            child,
+            lines,
+            seen: Vec::new(),
+            stdout,
+        }
+    }
+
+    /// Waits (bounded) for a stderr line holding `needle`; returns it.
+    pub fn wait_line(&mut self, needle: &str, within: Duration) -> String {
+        let mut found = String::new();
+        self.wait_until(
+            |line| {
+                let hit = line.contains(needle);
+                if hit {
+                    found = line.to_string();
+                }
+                hit
+            },
+            &format!("a line with {needle:?}"),
+            within,
+        );
+        found
+    }
+
+    /// Feeds stderr lines to `done` until it returns true (bounded).
+    pub fn wait_until(&mut self, mut done: impl FnMut(&str) -> bool, what: &str, within: Duration) {
+        let deadline = Instant::now() + within;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    let hit = done(&line);
+                    self.seen.push(line);
+                    if hit {
+                        return;
+                    }
+                }
+                Err(_) => {
+                    let _ = self.child.kill();
+                    panic!("no {what} within {within:?}:\n{}", self.seen.join("\n"));
+                }
+            }
+        }
+    }
+
+    /// Sends `sig` (`-INT`, `-TERM`) to the child.
+    pub fn signal(&self, sig: &str) {
+        let ok = Command::new("kill")
+            .args([sig, &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(ok.success());
+    }
+
+    /// Waits (bounded) for the exit; the child is killed past the deadline.
+    pub fn wait(mut self, within: Duration) -> Outcome {
+        let deadline = Instant::now() + within;
+        // The stderr thread ends when the child closes the pipe.
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => self.seen.push(line),
+                Err(mpsc::RecvTimeoutError::Disconnected) => break,
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    let _ = self.child.kill();
+                    let _ = self.child.wait();
+                    panic!(
+                        "the command did not end within {within:?}:\n{}",
+                        self.seen.join("\n")
+                    );
+                }
+            }
+        }
+        let status = self.child.wait().unwrap();
+        let left = deadline.saturating_duration_since(Instant::now());
+        let stdout = self
+            .stdout
+            .recv_timeout(left.max(Duration::from_secs(5)))
+            .unwrap_or_default();
+        Outcome {
+            status,
+            stdout,
+            stderr: self.seen.join("\n"),
+        }
+    }
+}
+
+/// An in-process fake Keepa on its own thread and runtime; it stops when
+/// dropped.
+pub struct Fake {
+    pub base_url: String,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Fake {
+    pub fn start(builder: fake_keepa::FakeKeepaBuilder) -> Fake {
+        let (tx, rx) = mpsc::channel();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                let server = builder.start().await.unwrap();
+                tx.send(server.base_url()).unwrap();
+                let _ = stopped.await;
+                server.shutdown().await;
+            });
+        });
+        let base_url = rx.recv_timeout(Duration::from_secs(30)).unwrap();
+        Fake {
+            base_url,
+            stop: Some(stop),
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for Fake {
+    fn drop(&mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// A tiny HTTP/1.1 server answering every request with `status` and an
+/// HTML page (`Content-Type: text/html`), as a proxy or a captive portal
+/// would. Lives on its own thread until the test process ends.
+pub fn html_server(status: &'static str) -> SocketAddr {
+    let body = format!(
+        "<!DOCTYPE html>\n<html><head><title>{status}</title></head>\
+         <body><h1>{status}</h1><p>nginx</p></body></html>\n"
+    );
+    answering(status, "text/html; charset=utf-8", body)
+}
+
+/// A tiny HTTP/1.1 server answering every request with `status` and
+/// `body`. Lives on its own thread until the test process ends.
+pub fn answering(status: &'static str, content_type: &'static str, body: String) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut s) = stream else { continue };
+            let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+            // Read the request (head and body), then answer and close.
+            let mut req = Vec::new();
+            let mut buf = [0u8; 1024];
+            loop {
+                let text = String::from_utf8_lossy(&req).to_ascii_lowercase();
+                if let Some(end) = text.find("\r\n\r\n") {
+                    let body_len = text
+                        .lines()
+                        .find_map(|l| l.strip_prefix("content-length:"))
+                        .and_then(|v| v.trim().parse::<usize>().ok())
+                        .unwrap_or(0);
+                    if req.len() >= end + 4 + body_len {
+                        break;
+                    }
+                }
+                match s.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => req.extend_from_slice(&buf[..n]),
+                }
+            }
+            let _ = write!(
+                s,
+                "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\n\
+                 Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = s.flush();
+        }
+    });
+    addr
+}
+
+/// `GET path` over HTTP/1.0 with deadlines; the whole response.
+pub fn http_get(addr: SocketAddr, path: &str) -> String {
+    let mut s = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(5)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.set_write_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(s, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out
+}
+
+/// The binary at a path any user may run: [`bin`] itself when every
+/// directory above it lets others through, else a copy in `dir` (a clone
+/// in a private directory, say).
+#[cfg(unix)]
+pub fn bin_for_anyone(dir: &Path) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let bin = bin();
+    let open = bin
+        .ancestors()
+        .skip(1)
+        .all(|d| std::fs::metadata(d).is_ok_and(|m| m.permissions().mode() & 0o001 != 0));
+    if open {
+        return bin;
+    }
+    let copy = dir.join("keepa-harvest");
+    std::fs::copy(&bin, &copy).unwrap();
+    std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o755)).unwrap();
+    copy
+}
+
+/// Every file under `dir`, recursively.
+pub fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                todo.push(p);
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out.sort();
+    out
+}
