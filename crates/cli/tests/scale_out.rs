@@ -9,10 +9,10 @@
 
 mod common;
 
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
-use common::{bin, http_get, Running};
+use common::{bin, FakeServer, Running};
 use serde_json::Value;
 use sqlx::Connection as _;
 
@@ -51,66 +51,6 @@ fn unique_key(tag: &str) -> String {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.subsec_nanos());
     format!("scale-{tag}-{}-{nanos}", std::process::id())
-}
-
-/// `keepa-harvest fake-keepa` in a child process, killed on drop.
-struct FakeServer {
-    child: std::process::Child,
-    url: String,
-}
-
-impl FakeServer {
-    fn start(key: &str) -> FakeServer {
-        let mut child = Command::new(bin())
-            .args([
-                "fake-keepa",
-                "--port",
-                "0",
-                "--keys",
-                key,
-                "--refill-per-minute",
-                "60",
-                "--start-tokens",
-                "600",
-                "--time-scale",
-                SCALE,
-                "--seed",
-                "5",
-                "--initial-deals",
-                "3000",
-                "--deals-per-hour",
-                "30",
-            ])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        let stdout = child.stdout.take().unwrap();
-        std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut line).unwrap();
-        let url = line
-            .trim()
-            .strip_prefix("listening on ")
-            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-            .to_string();
-        FakeServer { child, url }
-    }
-
-    /// `/_fake/stats` for our (only) key.
-    fn stats(&self) -> Value {
-        let addr = self.url.trim_start_matches("http://").parse().unwrap();
-        let response = http_get(addr, "/_fake/stats");
-        let (_, body) = response.split_once("\r\n\r\n").unwrap();
-        let v: Value = serde_json::from_str(body).unwrap();
-        v["keys"][0].clone()
-    }
-}
-
-impl Drop for FakeServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// A fresh PostgreSQL database, dropped on `cleanup`.
@@ -172,7 +112,23 @@ impl Setup {
         let dir = std::env::temp_dir().join(&key);
         std::fs::create_dir_all(&dir).unwrap();
         Setup {
-            server: FakeServer::start(&key),
+            server: FakeServer::start(
+                &key,
+                &[
+                    "--refill-per-minute",
+                    "60",
+                    "--start-tokens",
+                    "600",
+                    "--time-scale",
+                    SCALE,
+                    "--seed",
+                    "5",
+                    "--initial-deals",
+                    "3000",
+                    "--deals-per-hour",
+                    "30",
+                ],
+            ),
             db: Database::create(pg).await,
             redis: redis.to_string(),
             key,

@@ -165,3 +165,52 @@ pub fn new_deals(line: &str) -> u64 {
         .and_then(|n| n.parse().ok())
         .unwrap_or(0)
 }
+
+/// `keepa-harvest fake-keepa` in a child process, killed on drop.
+pub struct FakeServer {
+    child: std::process::Child,
+    /// `http://ADDR`.
+    pub url: String,
+}
+
+impl FakeServer {
+    /// Starts it for `key` with `args` (after `--port 0 --keys KEY`).
+    pub fn start(key: &str, args: &[&str]) -> FakeServer {
+        let mut child = Command::new(bin())
+            .args(["fake-keepa", "--port", "0", "--keys", key])
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        let stdout = child.stdout.take().unwrap();
+        std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut line).unwrap();
+        let url = line
+            .trim()
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+            .to_string();
+        FakeServer { child, url }
+    }
+
+    /// `/_fake/stats` for our (only) key.
+    pub fn stats(&self) -> serde_json::Value {
+        self.stats_all()["keys"][0].clone()
+    }
+
+    /// The whole `/_fake/stats` document.
+    pub fn stats_all(&self) -> serde_json::Value {
+        let addr = self.url.trim_start_matches("http://").parse().unwrap();
+        let response = http_get(addr, "/_fake/stats");
+        let (_, body) = response.split_once("\r\n\r\n").unwrap();
+        serde_json::from_str(body).unwrap()
+    }
+}
+
+impl Drop for FakeServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
