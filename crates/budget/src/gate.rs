@@ -562,6 +562,7 @@ impl<P: Policy + 'static, C: Clock, L: LedgerStore + 'static> Gate<P, C, L> {
                         if until.is_none() && sh.waiting.len() == 1 && loaded.others.is_empty() {
                             return Err(GateError::Never(job));
                         }
+                        let until = not_before_a_step(until, now, &demands, &sh.waiting, &loaded);
                         Step::Wait(crate::policy::min_opt(until, recheck), false)
                     }
                 }
@@ -716,6 +717,37 @@ fn adopt_and_demands<P: Policy, L>(
         }
     }
     out
+}
+
+/// A wake-up the policy names for `now + 1` because of a periodic run that
+/// is overdue but not asking here (its own process or waiter decides for
+/// it; it counts only for the reserve) would wake this waiter again and
+/// again without anything changing. Such a wait lasts instead until the next
+/// refill step, the instant the balance next moves by itself (a settlement,
+/// an envelope or a new waiter wakes it earlier).
+fn not_before_a_step(
+    until: Option<Millis>,
+    now: Millis,
+    demands: &[Demand],
+    waiting: &BTreeMap<JobId, Need>,
+    loaded: &Loaded,
+) -> Option<Millis> {
+    let soon = |d: &Demand| matches!(d.need, Need::Periodic(p) if p.next_due <= now + 1);
+    let idle_overdue = demands
+        .iter()
+        .any(|d| soon(d) && !waiting.contains_key(&d.job));
+    // A periodic run that is asking here and falls due keeps its wake-up.
+    let asking = demands
+        .iter()
+        .any(|d| soon(d) && waiting.contains_key(&d.job));
+    match (until, &loaded.view) {
+        (Some(t), Some(view)) if t <= now + 1 && idle_overdue && !asking => {
+            let anchor = view.bucket.next_refill_at();
+            let step = crate::policy::STEP;
+            Some(anchor + ((now - anchor).div_euclid(step) + 1) * step)
+        }
+        _ => until,
+    }
 }
 
 fn demands<P, L>(sh: &Shared<P, L>, now: Millis) -> Vec<Demand> {
