@@ -55,6 +55,8 @@
 //! allows, exactly as the frontier assumes, so `flow` finishes within one
 //! refill step or so of the frontier.
 
+use std::collections::VecDeque;
+
 use keepa::tokens::BucketCap;
 
 use crate::demand::{Bulk, Decision, Demand, Grant, JobId, Millis, Need, Periodic, Refusal};
@@ -141,17 +143,14 @@ impl Lookahead {
         }
     }
 
-    /// Refill steps in `(t, d]`.
-    fn steps_in(&self, t: Millis, d: Millis) -> i64 {
-        if d <= t {
-            return 0;
-        }
-        (d - self.anchor).div_euclid(STEP) - (t - self.anchor).div_euclid(STEP)
-    }
-
     /// The first refill step after `t`.
     pub fn next_step_after(&self, t: Millis) -> Millis {
         self.anchor + ((t - self.anchor).div_euclid(STEP) + 1) * STEP
+    }
+
+    /// Refill steps in `(anchor - STEP, t]`, counted from the anchor.
+    fn step_index(&self, t: Millis) -> i64 {
+        (t - self.anchor).div_euclid(STEP)
     }
 
     fn foreign(&self, span_ms: i64) -> i64 {
@@ -166,61 +165,267 @@ impl Lookahead {
             .sum()
     }
 
-    /// `(due, cost, max_delay)` of runs due in `(t, until]`, sorted by due.
-    fn runs(&self, t: Millis, until: Millis) -> Vec<(Millis, i64, i64)> {
-        let mut out = Vec::new();
-        for p in &self.periodic {
-            let mut d = if p.next_due > t {
-                p.next_due
-            } else {
-                p.next_due + ((t - p.next_due) / p.period_ms + 1) * p.period_ms
-            };
-            while d <= until {
-                out.push((d, p.cost.expected, p.max_delay_ms));
-                d += p.period_ms;
-            }
-        }
-        out.sort_unstable();
-        out
+    /// Cost of the periodic runs due in `(now, s]`, in closed form.
+    fn cost_due_in(&self, now: Millis, s: Millis) -> i64 {
+        self.periodic
+            .iter()
+            .map(|p| {
+                let first = first_due_after(p, now);
+                if s < first {
+                    0
+                } else {
+                    p.cost.expected * ((s - first) / p.period_ms + 1)
+                }
+            })
+            .sum()
     }
 
-    /// The reserve at `t`, counting periodic runs due after `t` as unpaid.
-    pub fn reserve_at(&self, t: Millis) -> Reserve {
-        let next = self.next_step_after(t);
-        let soft = 1 + self.foreign(next - t);
-        if self.periodic.is_empty() {
+    /// The last refill step `s_k` (the `k`-th after `now`, `k >= 2`) up to
+    /// which the balance, from `balance` with only periodic runs charged,
+    /// provably stays below `level − 1`: periodic runs cost at least their
+    /// mean rate, so after `k` steps it is at most
+    /// `balance + R·k − Σ cost_j·(s_k − first_due_j)/period_j`.
+    fn steps_below(&self, now: Millis, balance: i64, level: i64) -> Option<(i64, Millis)> {
+        let s1 = self.next_step_after(now);
+        let per_ms: f64 = self
+            .periodic
+            .iter()
+            .map(|p| p.cost.expected as f64 / p.period_ms as f64)
+            .sum();
+        let offset: f64 = self
+            .periodic
+            .iter()
+            .map(|p| {
+                p.cost.expected as f64 * (s1 - first_due_after(p, now)) as f64 / p.period_ms as f64
+            })
+            .sum();
+        // bound(k) = balance + R·k − per_ms·(k − 1)·STEP − offset, rising in k.
+        let slope = self.rate as f64 - per_ms * STEP as f64;
+        if slope <= 0.0 {
+            return None;
+        }
+        // Largest k with bound(k) < level − 1 (one token of margin for rounding).
+        let room = (level - 1 - balance) as f64 - per_ms * STEP as f64 + offset;
+        let k = (room / slope).floor();
+        if !(2.0..=(1u64 << 40) as f64).contains(&k) {
+            return None;
+        }
+        let k = k as i64;
+        Some((k, s1 + (k - 1) * STEP))
+    }
+
+    /// The reserve at `t >= now`, counting periodic runs due after `t` as unpaid.
+    pub fn reserve_at(&self, now: Millis, t: Millis) -> Reserve {
+        let mut w = Window::new(self, now);
+        w.advance(t.max(now));
+        w.reserve()
+    }
+}
+
+/// The first due of `p` strictly after `now`.
+fn first_due_after(p: &Periodic, now: Millis) -> Millis {
+    if p.next_due > now {
+        p.next_due
+    } else {
+        p.next_due + ((now - p.next_due) / p.period_ms + 1) * p.period_ms
+    }
+}
+
+/// One future periodic run.
+#[derive(Debug, Clone, Copy)]
+struct Run {
+    due: Millis,
+    deadline: Millis,
+    cost: i64,
+    /// Cost of every run generated so far, this one included.
+    cum: i64,
+}
+
+/// The lookahead's runs seen from an instant `t` that only moves forward:
+/// the hard reserve at `t` is `1 + R·S(t) − A(t) − min key` over the runs
+/// due in `(t, t + horizon]`, where `S` counts refill steps, `A` the cost of
+/// runs due so far, and `key = R·S(deadline) − A(deadline) + cost` does not
+/// depend on `t`. A monotone deque keeps the minimum as runs enter and
+/// leave, so walking `k` steps costs `O(k + runs)` instead of
+/// `O(k · runs · log runs)`.
+#[derive(Debug)]
+struct Window<'a> {
+    look: &'a Lookahead,
+    t: Millis,
+    /// Next due of each periodic job not generated yet.
+    next: Vec<Millis>,
+    /// Generated runs with `due > t`, by due.
+    buf: VecDeque<Run>,
+    /// Every run due at or before this has been generated.
+    generated_to: Millis,
+    /// Cost of every run generated.
+    cum: i64,
+    /// Cost of the runs due at or before `t` (dropped from `buf`): `A(t)`.
+    paid: i64,
+    /// Runs generated (absolute count) and entered into the window.
+    seq_front: u64,
+    entered: u64,
+    /// Increasing keys: `(due, key)`.
+    min_key: VecDeque<(Millis, i64)>,
+    /// Decreasing `fpm·deadline/STEP − key`: `(due, value)`.
+    max_foreign: VecDeque<(Millis, f64)>,
+}
+
+impl<'a> Window<'a> {
+    fn new(look: &'a Lookahead, now: Millis) -> Self {
+        let next = look
+            .periodic
+            .iter()
+            .map(|p| first_due_after(p, now))
+            .collect();
+        let mut w = Window {
+            look,
+            t: now,
+            next,
+            buf: VecDeque::new(),
+            generated_to: now,
+            cum: 0,
+            paid: 0,
+            seq_front: 0,
+            entered: 0,
+            min_key: VecDeque::new(),
+            max_foreign: VecDeque::new(),
+        };
+        w.fill();
+        w
+    }
+
+    /// Generates every run due by `until`.
+    fn generate(&mut self, until: Millis) {
+        if until <= self.generated_to {
+            return;
+        }
+        loop {
+            let mut best: Option<usize> = None;
+            for (j, d) in self.next.iter().enumerate() {
+                if *d <= until && best.is_none_or(|b| *d < self.next[b]) {
+                    best = Some(j);
+                }
+            }
+            let Some(j) = best else { break };
+            let p = &self.look.periodic[j];
+            let due = self.next[j];
+            self.cum += p.cost.expected;
+            self.buf.push_back(Run {
+                due,
+                deadline: due + p.max_delay_ms,
+                cost: p.cost.expected,
+                cum: self.cum,
+            });
+            self.next[j] = due + p.period_ms;
+        }
+        self.generated_to = until;
+    }
+
+    /// `A(τ)`: cost of the runs due in `(now, τ]`, for `τ >= t` generated.
+    fn cost_due_by(&self, tau: Millis) -> i64 {
+        let i = self.buf.partition_point(|r| r.due <= tau);
+        if i == 0 {
+            self.paid
+        } else {
+            self.buf[i - 1].cum
+        }
+    }
+
+    /// Brings runs due in `(t, t + horizon]` into the window.
+    fn fill(&mut self) {
+        let look = self.look;
+        self.generate(self.t + look.horizon + look.max_delay);
+        let limit = self.t + look.horizon;
+        let fpm = look.foreign_per_min;
+        loop {
+            let idx = (self.entered - self.seq_front) as usize;
+            let Some(r) = self.buf.get(idx).copied() else {
+                break;
+            };
+            if r.due > limit {
+                break;
+            }
+            self.entered += 1;
+            let key =
+                look.rate * look.step_index(r.deadline) - self.cost_due_by(r.deadline) + r.cost;
+            while self.min_key.back().is_some_and(|b| b.1 >= key) {
+                self.min_key.pop_back();
+            }
+            self.min_key.push_back((r.due, key));
+            if fpm > 0.0 {
+                let v = fpm * r.deadline as f64 / STEP as f64 - key as f64;
+                while self.max_foreign.back().is_some_and(|b| b.1 <= v) {
+                    self.max_foreign.pop_back();
+                }
+                self.max_foreign.push_back((r.due, v));
+            }
+        }
+    }
+
+    /// Moves to `t2 >= t`; returns the cost of the runs due in `(t, t2)`
+    /// and at `t2`.
+    fn advance(&mut self, t2: Millis) -> (i64, i64) {
+        let (mut before, mut at) = (0, 0);
+        if t2 <= self.t {
+            return (0, 0);
+        }
+        self.generate(t2);
+        // Enter everything due by the new horizon before dropping.
+        self.t = t2;
+        self.fill();
+        while let Some(r) = self.buf.front().copied() {
+            if r.due > t2 {
+                break;
+            }
+            if r.due < t2 {
+                before += r.cost;
+            } else {
+                at += r.cost;
+            }
+            self.paid = r.cum;
+            self.buf.pop_front();
+            self.seq_front += 1;
+        }
+        while self.min_key.front().is_some_and(|f| f.0 <= t2) {
+            self.min_key.pop_front();
+        }
+        while self.max_foreign.front().is_some_and(|f| f.0 <= t2) {
+            self.max_foreign.pop_front();
+        }
+        (before, at)
+    }
+
+    /// The soft reserve at a refill step instant.
+    fn soft_at_step(&self) -> i64 {
+        1 + self.look.foreign(STEP)
+    }
+
+    /// The reserve at the current instant.
+    fn reserve(&self) -> Reserve {
+        let look = self.look;
+        let t = self.t;
+        let soft = 1 + look.foreign(look.next_step_after(t) - t);
+        let Some(&(_, min_key)) = self.min_key.front() else {
             return Reserve {
                 hard_base: i64::MIN,
                 hard: i64::MIN,
                 soft,
             };
-        }
-        let runs = self.runs(t, t + self.horizon + self.max_delay);
-        let mut prefix = Vec::with_capacity(runs.len() + 1);
-        prefix.push(0i64);
-        for r in &runs {
-            prefix.push(prefix.last().copied().unwrap_or(0) + r.1);
-        }
-        let mut min_base = i64::MAX;
-        let mut min_foreign = i64::MAX;
-        for &(d, c, max_delay) in runs.iter().take_while(|r| r.0 <= t + self.horizon) {
-            let deadline = d + max_delay;
-            let due_by = runs.partition_point(|r| r.0 <= deadline);
-            let others = prefix[due_by] - c;
-            let margin = self.rate * self.steps_in(t, deadline) - others;
-            min_base = min_base.min(margin);
-            min_foreign = min_foreign.min(margin - self.foreign(deadline - t));
-        }
-        if min_base == i64::MAX {
-            return Reserve {
-                hard_base: i64::MIN,
-                hard: i64::MIN,
-                soft,
-            };
-        }
+        };
+        let base = look.rate * look.step_index(t) - self.paid;
+        let hard_base = 1 + base - min_key;
+        let hard = match self.max_foreign.front() {
+            Some(&(_, v)) if look.foreign_per_min > 0.0 => {
+                1 + look.foreign_burst
+                    + (v - look.foreign_per_min * t as f64 / STEP as f64 + base as f64).ceil()
+                        as i64
+            }
+            _ => hard_base + look.foreign_burst,
+        };
         Reserve {
-            hard_base: 1 - min_base,
-            hard: 1 - min_foreign,
+            hard_base,
+            hard,
             soft,
         }
     }
@@ -273,7 +478,8 @@ impl Flow {
         let cap_now = look.cap;
         // Waiting past the step that would overflow the cap only wastes refill.
         let full = |bal: i64| bal + look.rate > cap_now;
-        if let Some(n) = self.items(b, balance, &look.reserve_at(now), full(balance)) {
+        let mut w = Window::new(look, now);
+        if let Some(n) = self.items(b, balance, &w.reserve(), full(balance)) {
             return Fit::Go(n);
         }
         if look.rate <= 0 || look.periodic_per_min() >= look.rate as f64 {
@@ -283,14 +489,27 @@ impl Flow {
         let cycle_steps = 2 + look.horizon / STEP;
         let mut bal = balance;
         let mut t = now;
+        // Nothing fits below this balance (a request leaves at least the
+        // soft reserve, or goes at the cap, or finishes at a positive
+        // balance): jump over the steps that cannot reach it.
+        let m = b.min_batch.max(1).min(b.max_batch);
+        let mut threshold =
+            (b.per_request.upper_bound + b.per_item.upper_bound * m as i64 + w.soft_at_step())
+                .min(cap_now - look.rate + 1);
+        if self.finish_line && b.finishing {
+            threshold = threshold.min(1);
+        }
+        if let Some((k, s_k)) = look.steps_below(now, balance, threshold) {
+            bal = balance + look.rate * k - look.cost_due_in(now, s_k);
+            t = s_k;
+            w = Window::new(look, t);
+        }
         let mut at_cap_steps = 0;
         let mut worst_allowed = i64::MIN;
         for _ in 0..2_000_000 {
             let s = look.next_step_after(t);
             // Runs due before the step are charged before it, at the step after it.
-            let runs = look.runs(t, s);
-            let before: i64 = runs.iter().filter(|r| r.0 < s).map(|r| r.1).sum();
-            let at: i64 = runs.iter().filter(|r| r.0 == s).map(|r| r.1).sum();
+            let (before, at) = w.advance(s);
             bal -= before;
             bal = if bal >= cap_now {
                 cap_now
@@ -300,7 +519,7 @@ impl Flow {
             bal -= at;
             let at_cap = full(bal);
             t = s;
-            let r = look.reserve_at(t);
+            let r = w.reserve();
             if self.items(b, bal, &r, at_cap).is_some() {
                 return Fit::At(t);
             }
