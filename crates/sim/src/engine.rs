@@ -82,6 +82,10 @@ pub struct Report {
     pub min_balance: i64,
     /// Refill thrown away by the bucket cap while bulk work remained.
     pub wasted_refill_tokens: i64,
+    /// Tokens above a lowered bucket maximum that expired at a rate drop
+    /// while bulk work remained (the step's refill lost with them is in
+    /// `wasted_refill_tokens`).
+    pub expired_tokens: i64,
     /// 429s our own requests received.
     pub rejected_429: u64,
     /// 429s the foreign consumer received.
@@ -456,6 +460,7 @@ fn simulate_one(w: &Workload, policy: PolicyKind) -> Result<Run, SimError> {
     let mut delays: Vec<i64> = Vec::new();
     let mut min_balance = server.balance();
     let mut wasted = 0i64;
+    let mut expired = 0i64;
     let mut own_429 = 0u64;
     let mut foreign_429 = 0u64;
     let mut syncs = 0u64;
@@ -473,10 +478,13 @@ fn simulate_one(w: &Workload, policy: PolicyKind) -> Result<Run, SimError> {
     'outer: while finished_at.is_none() && t <= horizon {
         events += 1;
         let bulk_waiting = jobs.iter().any(Job::bulk_open);
+        let mut before_step = server.balance();
         server.advance_with(t, |s| {
             if bulk_waiting {
                 wasted += s.wasted;
+                expired += (before_step + s.rate - s.balance_after - s.wasted).max(0);
             }
+            before_step = s.balance_after;
         });
         let mut wake: Option<Millis>;
         let mut guard = 0u32;
@@ -689,6 +697,7 @@ fn simulate_one(w: &Workload, policy: PolicyKind) -> Result<Run, SimError> {
             refresh_delay_max_s: delays.last().map(|d| *d as f64 / 1000.0),
             min_balance,
             wasted_refill_tokens: wasted,
+            expired_tokens: expired,
             rejected_429: own_429,
             rejected_429_foreign: foreign_429,
             token_syncs: syncs,
