@@ -433,6 +433,7 @@ impl<P: Policy + 'static, C: Clock, L: LedgerStore + 'static> Gate<P, C, L> {
             weight: 1,
             not_before: Millis::MIN,
             finishing: false,
+            remaining: None,
         });
         self.acquire(job, need).await
     }

@@ -37,6 +37,7 @@ fn bulk(job: u32, per_item: i64, min: u32, max: u32) -> Demand {
             weight: 1,
             not_before: 0,
             finishing: false,
+            remaining: None,
         }),
     }
 }

@@ -207,6 +207,7 @@ impl Shared {
             weight: job.weight,
             not_before: i64::MIN,
             finishing: job.urgent,
+            remaining: None,
         })
     }
 

@@ -203,6 +203,7 @@ impl PipelineState {
                 weight: 1,
                 not_before: t,
                 finishing: false,
+                remaining: None,
             });
         }
         let feed = &self.stages[0];
@@ -222,6 +223,7 @@ impl PipelineState {
             weight: 1,
             not_before,
             finishing: false,
+            remaining: None,
         })
     }
 
@@ -742,6 +744,7 @@ fn demands(jobs: &[Job], t: Millis) -> Vec<Demand> {
                         weight: b.weight,
                         not_before: b.last.map_or(0, |l| l + b.spacing_ms),
                         finishing: open_bulk == 1 && remaining <= most as u64,
+                        remaining: Some(remaining),
                     }),
                 });
             }
