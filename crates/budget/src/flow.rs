@@ -8,22 +8,29 @@
 //!    charged, the balance stays at or above the *reserve*: the larger of
 //!    - the **hard reserve**: for every future periodic run `j` (due `d_j`,
 //!      deadline `D_j = d_j + max_delay_j`),
-//!      `balance − cost + refill(now, D_j] − Σ other runs due by D_j − foreign(now, D_j] ≥ 1`,
-//!      i.e. the server still admits run `j` at its deadline even if every
-//!      other run due by then has been charged first;
+//!      `balance − cost + ρ·steps(now, D_j] − Q_j − foreign(now, D_j] ≥ 1`,
+//!      where `Q_j` is what may be charged before run `j` (the runs due
+//!      before it, and those due by `D_j` that earliest-deadline-first
+//!      serves first): the server still admits run `j` at its deadline.
+//!      Refill is counted at the **robust rate**
+//!      `ρ = min(R, Σ_j cost_j·⌈60 s / period_j⌉ + foreign per minute)`,
+//!      what the periodic jobs (and others on the key) can take within one
+//!      refill interval, not at the rate `R` of the newest envelope: a plan
+//!      change is announced only by the next envelope, and a reserve
+//!      counted at `R` is refill an unannounced drop takes away. Counted at
+//!      `ρ` it holds under any later plan of at least `ρ` per step;
 //!    - the **soft reserve**: the balance stays positive after the
 //!      request (plus the foreign spending expected before the next refill
 //!      step), so other consumers of the key, which we cannot see, are
 //!      never locked out by us and our own next request is not refused.
 //!
-//!    The hard reserve is the deficit a bulk request may dig: it is derived
-//!    from the refill rate, the refill phase and the periodic targets; there
-//!    is no tuned threshold. Foreign spending the ledger has measured is
-//!    added: its mean rate over the window, plus the largest gap seen
-//!    between two snapshots (a burst). Digging below zero is never needed
-//!    for throughput (refill arrives at the same rate either way); it is
-//!    used where it moves the finish earlier (rule 7) and for items larger
-//!    than the bucket (rule 6).
+//!    Both are derived from the refill, its phase, the periodic targets and
+//!    the foreign spending the ledger measured (its mean rate over the
+//!    window, plus the largest gap seen between two snapshots: a burst);
+//!    there is no tuned threshold. Digging below zero is never needed for
+//!    throughput (refill arrives at the same rate either way); it is used
+//!    for requests larger than the reserve leaves room for (rule 6) and at
+//!    the finish (rule 7).
 //! 3. **Batch size**: the most items (up to `max_batch`) that keep the
 //!    balance at the reserve.
 //! 4. **Fair share**: among bulk jobs, the one with the least tokens granted
@@ -36,8 +43,9 @@
 //!    go even from a full bucket without making a periodic run late, the
 //!    job is refused with [`Refusal::NeverFits`]. Otherwise an item too
 //!    large for the reserve goes as soon as the next refill step would
-//!    overflow the bucket (waiting longer would only waste refill), as long
-//!    as the periodic reserve holds.
+//!    overflow the bucket (waiting longer would only waste refill), digging
+//!    to the *cap reserve*: the hard reserve of the periodic jobs alone with
+//!    refill at the envelope's rate.
 //! 7. **Finish line** (when enabled): a bulk request marked
 //!    [`Bulk::finishing`] (it completes the last bulk work) goes as soon as
 //!    the balance is positive, taking everything that remains: no later
@@ -86,10 +94,12 @@ impl Default for Flow {
 /// The reserve at one instant (see the module docs).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Reserve {
-    /// Hard reserve from periodic jobs alone (`i64::MIN` if none).
-    pub hard_base: i64,
-    /// Hard reserve with measured foreign spending.
+    /// Hard reserve: refill counted only at the robust rate, with measured
+    /// foreign spending (`i64::MIN` without periodic jobs).
     pub hard: i64,
+    /// The deepest a request may dig at the cap: periodic jobs alone,
+    /// refill at the rate of the newest envelope (`i64::MIN` if none).
+    pub dig: i64,
     /// Soft reserve (positive after the next step), with foreign spending.
     pub soft: i64,
 }
@@ -106,41 +116,53 @@ impl Reserve {
 pub struct Lookahead {
     anchor: Millis,
     rate: i64,
+    robust_rate: i64,
     cap: i64,
-    periodic: Vec<Periodic>,
+    periodic: Vec<(JobId, Periodic)>,
     foreign_per_min: f64,
     foreign_burst: i64,
     horizon: i64,
-    max_delay: i64,
 }
 
 impl Lookahead {
     /// From a ledger view and the periodic demands.
     pub fn new(now: Millis, view: &View, demands: &[Demand]) -> Self {
-        let periodic: Vec<Periodic> = demands
+        let periodic: Vec<(JobId, Periodic)> = demands
             .iter()
             .filter_map(|d| match d.need {
-                Need::Periodic(p) if p.period_ms > 0 => Some(p),
+                Need::Periodic(p) if p.period_ms > 0 => Some((d.job, p)),
                 _ => None,
             })
             .collect();
         let span = periodic
             .iter()
-            .map(|p| p.period_ms + p.max_delay_ms)
+            .map(|(_, p)| p.period_ms + p.max_delay_ms)
             .max()
             .unwrap_or(0);
-        let max_delay = periodic.iter().map(|p| p.max_delay_ms).max().unwrap_or(0);
         let f = view.foreign;
+        let rate = view.bucket.rate_at(now);
+        let foreign_per_min = f.per_minute();
+        // The most the periodic jobs can charge within one refill interval.
+        let per_step: i64 = periodic
+            .iter()
+            .map(|(_, p)| p.cost.expected.max(0) * ((STEP + p.period_ms - 1) / p.period_ms))
+            .sum();
+        let robust_rate = rate.min(per_step.saturating_add(foreign_per_min.ceil() as i64));
         Lookahead {
             anchor: view.bucket.next_refill_at(),
-            rate: view.bucket.rate_at(now),
+            rate,
+            robust_rate,
             cap: view.bucket.cap_at(now),
             periodic,
-            foreign_per_min: f.per_minute(),
+            foreign_per_min,
             foreign_burst: if f.total > 0 { f.largest_gap } else { 0 },
             horizon: 2 * span + 2 * STEP,
-            max_delay,
         }
+    }
+
+    /// The refill rate the hard reserve counts on (see the module docs).
+    pub fn robust_rate(&self) -> i64 {
+        self.robust_rate
     }
 
     /// The first refill step after `t`.
@@ -148,7 +170,7 @@ impl Lookahead {
         self.anchor + ((t - self.anchor).div_euclid(STEP) + 1) * STEP
     }
 
-    /// Refill steps in `(anchor - STEP, t]`, counted from the anchor.
+    /// Refill steps in `(anchor − STEP, t]`, minus one: `S(t)`.
     fn step_index(&self, t: Millis) -> i64 {
         (t - self.anchor).div_euclid(STEP)
     }
@@ -161,15 +183,22 @@ impl Lookahead {
     pub fn periodic_per_min(&self) -> f64 {
         self.periodic
             .iter()
-            .map(|p| p.cost.expected as f64 * STEP as f64 / p.period_ms as f64)
+            .map(|(_, p)| p.cost.expected as f64 * STEP as f64 / p.period_ms as f64)
             .sum()
+    }
+
+    /// The reserve at `t >= now`, counting periodic runs due after `t` as unpaid.
+    pub fn reserve_at(&self, now: Millis, t: Millis) -> Reserve {
+        let mut w = Window::new(self, now);
+        w.advance(t.max(now));
+        w.reserve()
     }
 
     /// Cost of the periodic runs due in `(now, s]`, in closed form.
     fn cost_due_in(&self, now: Millis, s: Millis) -> i64 {
         self.periodic
             .iter()
-            .map(|p| {
+            .map(|(_, p)| {
                 let first = first_due_after(p, now);
                 if s < first {
                     0
@@ -190,12 +219,12 @@ impl Lookahead {
         let per_ms: f64 = self
             .periodic
             .iter()
-            .map(|p| p.cost.expected as f64 / p.period_ms as f64)
+            .map(|(_, p)| p.cost.expected as f64 / p.period_ms as f64)
             .sum();
         let offset: f64 = self
             .periodic
             .iter()
-            .map(|p| {
+            .map(|(_, p)| {
                 p.cost.expected as f64 * (s1 - first_due_after(p, now)) as f64 / p.period_ms as f64
             })
             .sum();
@@ -213,13 +242,6 @@ impl Lookahead {
         let k = k as i64;
         Some((k, s1 + (k - 1) * STEP))
     }
-
-    /// The reserve at `t >= now`, counting periodic runs due after `t` as unpaid.
-    pub fn reserve_at(&self, now: Millis, t: Millis) -> Reserve {
-        let mut w = Window::new(self, now);
-        w.advance(t.max(now));
-        w.reserve()
-    }
 }
 
 /// The first due of `p` strictly after `now`.
@@ -231,134 +253,148 @@ fn first_due_after(p: &Periodic, now: Millis) -> Millis {
     }
 }
 
-/// One future periodic run.
-#[derive(Debug, Clone, Copy)]
-struct Run {
-    due: Millis,
-    deadline: Millis,
-    cost: i64,
-    /// Cost of every run generated so far, this one included.
-    cum: i64,
-}
-
-/// The lookahead's runs seen from an instant `t` that only moves forward:
-/// the hard reserve at `t` is `1 + R·S(t) − A(t) − min key` over the runs
-/// due in `(t, t + horizon]`, where `S` counts refill steps, `A` the cost of
-/// runs due so far, and `key = R·S(deadline) − A(deadline) + cost` does not
-/// depend on `t`. A monotone deque keeps the minimum as runs enter and
-/// leave, so walking `k` steps costs `O(k + runs)` instead of
-/// `O(k · runs · log runs)`.
+/// The lookahead's runs seen from an instant `t` that only moves forward.
+///
+/// Run `i` (due `d`, deadline `D`) is admitted by `D` if the balance then is
+/// positive with every run that may be charged before it paid: the runs due
+/// before `d`, and those due in `[d, D]` that earliest-deadline-first serves
+/// first (deadline before `D`, ties by job): `Q_i` in all. So a request may
+/// leave `b` at `t` when `b + r·(S(D) − S(t)) − (Q_i − A(t)) ≥ 1` for every
+/// run due in `(t, t + horizon]`, where `S` counts refill steps and `A(t)`
+/// is the cost of the runs due by `t`: the reserve is
+/// `1 + r·S(t) − A(t) − min key_i` with `key_i = r·S(D_i) − Q_i`, which does
+/// not depend on `t`. `A` and `Q` are sums over arithmetic sequences (closed
+/// form, `O(jobs)`), and monotone deques keep the minima as runs enter and
+/// leave, so a walk over `k` steps costs `O((k + runs)·jobs)`.
 #[derive(Debug)]
 struct Window<'a> {
     look: &'a Lookahead,
     t: Millis,
-    /// Next due of each periodic job not generated yet.
+    /// First due of each periodic job after the origin.
+    first: Vec<Millis>,
+    /// Next due of each job not yet entered into the window.
     next: Vec<Millis>,
-    /// Generated runs with `due > t`, by due.
-    buf: VecDeque<Run>,
-    /// Every run due at or before this has been generated.
-    generated_to: Millis,
-    /// Cost of every run generated.
-    cum: i64,
-    /// Cost of the runs due at or before `t` (dropped from `buf`): `A(t)`.
+    /// `A(t)`: cost of the runs due in `(origin, t]`.
     paid: i64,
-    /// Runs generated (absolute count) and entered into the window.
-    seq_front: u64,
-    entered: u64,
-    /// Increasing keys: `(due, key)`.
-    min_key: VecDeque<(Millis, i64)>,
-    /// Decreasing `fpm·deadline/STEP − key`: `(due, value)`.
+    /// Cost of the runs entered so far, and of those due before the last
+    /// one entered (its `A(d⁻)`), with that due.
+    entered_cost: i64,
+    before_last: (Millis, i64),
+    /// Increasing `key` at the robust rate: `(due, key)`.
+    min_hard: VecDeque<(Millis, i64)>,
+    /// Increasing `key` at the envelope's rate.
+    min_dig: VecDeque<(Millis, i64)>,
+    /// Decreasing `fpm·D/STEP − key` (robust rate), with foreign spending.
     max_foreign: VecDeque<(Millis, f64)>,
 }
 
 impl<'a> Window<'a> {
-    fn new(look: &'a Lookahead, now: Millis) -> Self {
-        let next = look
+    fn new(look: &'a Lookahead, origin: Millis) -> Self {
+        let first: Vec<Millis> = look
             .periodic
             .iter()
-            .map(|p| first_due_after(p, now))
+            .map(|(_, p)| first_due_after(p, origin))
             .collect();
         let mut w = Window {
             look,
-            t: now,
-            next,
-            buf: VecDeque::new(),
-            generated_to: now,
-            cum: 0,
+            t: origin,
+            next: first.clone(),
+            first,
             paid: 0,
-            seq_front: 0,
-            entered: 0,
-            min_key: VecDeque::new(),
+            entered_cost: 0,
+            before_last: (Millis::MIN, 0),
+            min_hard: VecDeque::new(),
+            min_dig: VecDeque::new(),
             max_foreign: VecDeque::new(),
         };
         w.fill();
         w
     }
 
-    /// Generates every run due by `until`.
-    fn generate(&mut self, until: Millis) {
-        if until <= self.generated_to {
-            return;
-        }
-        loop {
-            let mut best: Option<usize> = None;
-            for (j, d) in self.next.iter().enumerate() {
-                if *d <= until && best.is_none_or(|b| *d < self.next[b]) {
-                    best = Some(j);
-                }
+    /// Runs of job `j` due in `[lo, hi]`.
+    fn count(&self, j: usize, lo: Millis, hi: Millis) -> i64 {
+        let p = &self.look.periodic[j].1;
+        let upto = |tau: Millis| {
+            if tau < self.first[j] {
+                0
+            } else {
+                (tau - self.first[j]) / p.period_ms + 1
             }
-            let Some(j) = best else { break };
-            let p = &self.look.periodic[j];
-            let due = self.next[j];
-            self.cum += p.cost.expected;
-            self.buf.push_back(Run {
-                due,
-                deadline: due + p.max_delay_ms,
-                cost: p.cost.expected,
-                cum: self.cum,
-            });
-            self.next[j] = due + p.period_ms;
+        };
+        if hi < lo {
+            0
+        } else {
+            upto(hi) - upto(lo - 1)
         }
-        self.generated_to = until;
     }
 
-    /// `A(τ)`: cost of the runs due in `(now, τ]`, for `τ >= t` generated.
+    /// Cost of the runs due in `(origin, tau]`.
     fn cost_due_by(&self, tau: Millis) -> i64 {
-        let i = self.buf.partition_point(|r| r.due <= tau);
-        if i == 0 {
-            self.paid
-        } else {
-            self.buf[i - 1].cum
+        (0..self.first.len())
+            .map(|j| self.look.periodic[j].1.cost.expected * self.count(j, Millis::MIN / 4, tau))
+            .sum()
+    }
+
+    /// `Q` of job `i`'s run due at `due` (see the type docs), given the
+    /// cost of the runs due before it.
+    fn charged_before(&self, i: usize, due: Millis, before: i64) -> i64 {
+        let (job_i, p_i) = self.look.periodic[i];
+        let mut q = before;
+        for (k, (job_k, p_k)) in self.look.periodic.iter().enumerate() {
+            if k == i || p_k.max_delay_ms > p_i.max_delay_ms {
+                continue;
+            }
+            // Due in [d, D_i − M_k]: deadline before D_i, or equal with a
+            // smaller job id.
+            let gap = p_i.max_delay_ms - p_k.max_delay_ms;
+            let hi = if *job_k < job_i {
+                due + gap
+            } else {
+                due + gap - 1
+            };
+            q += p_k.cost.expected * self.count(k, due, hi);
         }
+        q
     }
 
     /// Brings runs due in `(t, t + horizon]` into the window.
     fn fill(&mut self) {
         let look = self.look;
-        self.generate(self.t + look.horizon + look.max_delay);
         let limit = self.t + look.horizon;
         let fpm = look.foreign_per_min;
         loop {
-            let idx = (self.entered - self.seq_front) as usize;
-            let Some(r) = self.buf.get(idx).copied() else {
-                break;
-            };
-            if r.due > limit {
-                break;
+            // The next run by due, ties by job id.
+            let mut best: Option<usize> = None;
+            for (j, d) in self.next.iter().enumerate() {
+                if *d <= limit
+                    && best.is_none_or(|b| {
+                        (*d, look.periodic[j].0) < (self.next[b], look.periodic[b].0)
+                    })
+                {
+                    best = Some(j);
+                }
             }
-            self.entered += 1;
-            let key =
-                look.rate * look.step_index(r.deadline) - self.cost_due_by(r.deadline) + r.cost;
-            while self.min_key.back().is_some_and(|b| b.1 >= key) {
-                self.min_key.pop_back();
+            let Some(j) = best else { break };
+            let p = look.periodic[j].1;
+            let due = self.next[j];
+            self.next[j] = due + p.period_ms;
+            // Runs enter by due: those due before this one are all in.
+            if due != self.before_last.0 {
+                self.before_last = (due, self.entered_cost);
             }
-            self.min_key.push_back((r.due, key));
+            self.entered_cost += p.cost.expected;
+            let q = self.charged_before(j, due, self.before_last.1);
+            let steps = look.step_index(due + p.max_delay_ms);
+            let hard = look.robust_rate * steps - q;
+            let dig = look.rate * steps - q;
+            push_min(&mut self.min_hard, due, hard);
+            push_min(&mut self.min_dig, due, dig);
             if fpm > 0.0 {
-                let v = fpm * r.deadline as f64 / STEP as f64 - key as f64;
+                let v = fpm * (due + p.max_delay_ms) as f64 / STEP as f64 - hard as f64;
                 while self.max_foreign.back().is_some_and(|b| b.1 <= v) {
                     self.max_foreign.pop_back();
                 }
-                self.max_foreign.push_back((r.due, v));
+                self.max_foreign.push_back((due, v));
             }
         }
     }
@@ -366,29 +402,20 @@ impl<'a> Window<'a> {
     /// Moves to `t2 >= t`; returns the cost of the runs due in `(t, t2)`
     /// and at `t2`.
     fn advance(&mut self, t2: Millis) -> (i64, i64) {
-        let (mut before, mut at) = (0, 0);
         if t2 <= self.t {
             return (0, 0);
         }
-        self.generate(t2);
-        // Enter everything due by the new horizon before dropping.
+        let before = self.cost_due_by(t2 - 1) - self.paid;
+        let paid = self.cost_due_by(t2);
+        let at = paid - self.paid - before;
+        self.paid = paid;
         self.t = t2;
         self.fill();
-        while let Some(r) = self.buf.front().copied() {
-            if r.due > t2 {
-                break;
-            }
-            if r.due < t2 {
-                before += r.cost;
-            } else {
-                at += r.cost;
-            }
-            self.paid = r.cum;
-            self.buf.pop_front();
-            self.seq_front += 1;
+        while self.min_hard.front().is_some_and(|f| f.0 <= t2) {
+            self.min_hard.pop_front();
         }
-        while self.min_key.front().is_some_and(|f| f.0 <= t2) {
-            self.min_key.pop_front();
+        while self.min_dig.front().is_some_and(|f| f.0 <= t2) {
+            self.min_dig.pop_front();
         }
         while self.max_foreign.front().is_some_and(|f| f.0 <= t2) {
             self.max_foreign.pop_front();
@@ -406,29 +433,35 @@ impl<'a> Window<'a> {
         let look = self.look;
         let t = self.t;
         let soft = 1 + look.foreign(look.next_step_after(t) - t);
-        let Some(&(_, min_key)) = self.min_key.front() else {
+        let (Some(&(_, hard_key)), Some(&(_, dig_key))) =
+            (self.min_hard.front(), self.min_dig.front())
+        else {
             return Reserve {
-                hard_base: i64::MIN,
                 hard: i64::MIN,
+                dig: i64::MIN,
                 soft,
             };
         };
-        let base = look.rate * look.step_index(t) - self.paid;
-        let hard_base = 1 + base - min_key;
+        let steps = look.step_index(t);
+        let dig = 1 + look.rate * steps - self.paid - dig_key;
+        let base = look.robust_rate * steps - self.paid;
         let hard = match self.max_foreign.front() {
             Some(&(_, v)) if look.foreign_per_min > 0.0 => {
                 1 + look.foreign_burst
                     + (v - look.foreign_per_min * t as f64 / STEP as f64 + base as f64).ceil()
                         as i64
             }
-            _ => hard_base + look.foreign_burst,
+            _ => 1 + base - hard_key + look.foreign_burst,
         };
-        Reserve {
-            hard_base,
-            hard,
-            soft,
-        }
+        Reserve { hard, dig, soft }
     }
+}
+
+fn push_min(q: &mut VecDeque<(Millis, i64)>, due: Millis, key: i64) {
+    while q.back().is_some_and(|b| b.1 >= key) {
+        q.pop_back();
+    }
+    q.push_back((due, key));
 }
 
 /// The outcome of sizing one bulk request.
@@ -441,7 +474,7 @@ enum Fit {
 
 impl Flow {
     /// Items of `b` that may go at balance `balance` under `r`, if at least
-    /// `min_batch`; `at_cap` relaxes everything but the periodic reserve.
+    /// `min_batch`; `at_cap` allows digging to the cap reserve.
     fn items(&self, b: &Bulk, balance: i64, r: &Reserve, at_cap: bool) -> Option<u32> {
         if balance < 1 || b.max_batch == 0 {
             return None;
@@ -467,7 +500,7 @@ impl Flow {
             };
             return Some(n);
         }
-        if at_cap && fits(m, r.hard_base) {
+        if at_cap && fits(m, r.dig) {
             return Some(m);
         }
         None
@@ -525,8 +558,8 @@ impl Flow {
             }
             if at_cap {
                 at_cap_steps += 1;
-                worst_allowed = worst_allowed
-                    .max(cap_now - r.hard_base.max(self.deficit_floor.unwrap_or(i64::MIN)));
+                worst_allowed =
+                    worst_allowed.max(cap_now - r.dig.max(self.deficit_floor.unwrap_or(i64::MIN)));
                 if at_cap_steps > cycle_steps {
                     let m = b.min_batch.max(1).min(b.max_batch);
                     return Fit::Never(Refusal::NeverFits {
