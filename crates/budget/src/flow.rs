@@ -36,9 +36,16 @@
 //! 4. **Fair share**: among bulk jobs, the one with the least tokens granted
 //!    per unit of weight goes first (weighted fair queueing); it waits at
 //!    the head until it fits, so large items are not starved by small ones.
-//! 5. **Exact waits**: otherwise the answer is the first refill step at
-//!    which refill alone (net of the periodic runs due meanwhile) satisfies
-//!    rule 2, found by walking refill steps on the projected bucket.
+//! 5. **Waits look again at every refill step.** Otherwise the answer is the
+//!    first refill step at which refill alone (net of the periodic runs due
+//!    meanwhile) satisfies rule 2, found by walking refill steps on the
+//!    projected bucket (jumping over those that cannot reach it), but never
+//!    later than the next step: while bulk work waits, `flow` re-reads the
+//!    bucket ([`Decision::Sync`], a free `/token` call) once per step that
+//!    no envelope has confirmed, and sizes every bulk request on a
+//!    confirmed step. A plan change shows only in an envelope; waiting on an
+//!    old rate would leave the refill of a larger plan idle, or let a
+//!    smaller bucket overflow.
 //! 6. **Never-fitting work is refused**: when one item (`min_batch`) cannot
 //!    go even from a full bucket without making a periodic run late, the
 //!    job is refused with [`Refusal::NeverFits`]. Otherwise an item too
@@ -603,6 +610,15 @@ impl Policy for Flow {
                 until: min_opt(later, wake_periodic),
             };
         };
+        // A refill step landed since the newest envelope: the plan may have
+        // changed (that shows only in an envelope) and others may have
+        // spent. Bulk work is sized and its wait computed on the bucket as
+        // the server has it: re-read it once per step.
+        if let Some(step) = unconfirmed_step(view, now) {
+            if view.last_sync.is_none_or(|s| s < step) {
+                return Decision::Sync;
+            }
+        }
         let look = Lookahead::new(now, view, demands);
         match self.fit(now, view, &look, &b) {
             Fit::Go(items) => Decision::Go(Grant {
@@ -610,12 +626,16 @@ impl Policy for Flow {
                 items,
                 cost: b.per_request.plus_items(b.per_item, items),
             }),
-            Fit::At(t) => Decision::Wait {
-                until: min_opt(
-                    min_opt(Some(t).filter(|t| *t < i64::MAX), later),
-                    wake_periodic,
-                ),
-            },
+            Fit::At(t) => {
+                // Look again at the next step at the latest: a plan change
+                // only the next envelope shows must not be slept through
+                // (refill lost to a smaller bucket, or left idle by a
+                // larger plan).
+                let t = Some(t.min(look.next_step_after(now)));
+                Decision::Wait {
+                    until: min_opt(min_opt(t, later), wake_periodic),
+                }
+            }
             Fit::Never(mut r) => {
                 if let Refusal::NeverFits { job: j, .. } = &mut r {
                     *j = job;
@@ -629,6 +649,13 @@ impl Policy for Flow {
             }),
         }
     }
+}
+
+/// The latest refill step at or before `now` if the newest envelope
+/// predates it.
+fn unconfirmed_step(view: &View, now: Millis) -> Option<Millis> {
+    let first = view.snapshot.next_refill_at_ms();
+    (now >= first).then(|| first + (now - first) / STEP * STEP)
 }
 
 /// Keepa's cap for a plan, for callers building views by hand.

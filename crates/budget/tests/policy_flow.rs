@@ -48,18 +48,90 @@ fn sched<P: Policy>(p: P, s: TokenSnapshot) -> Scheduler<P> {
     sc
 }
 
+/// Drives `s` from `t` as the server would answer, the bucket projected
+/// from `s0` (a constant rate, nobody else spending): every wait wakes at
+/// the next refill step at the latest, and a `/token` sync is answered with
+/// the bucket. Returns the first grant and its instant.
+fn drive<P: Policy>(
+    s: &mut Scheduler<P>,
+    s0: TokenSnapshot,
+    mut t: i64,
+    d: &[Demand],
+) -> (i64, Grant) {
+    let server = keepa::tokens::TokenBucket::from_snapshot(&s0);
+    for _ in 0..10_000 {
+        match s.decide(t, d) {
+            Decision::Go(g) => return (t, g),
+            Decision::Sync => {
+                let b = server.projected_balance(t);
+                s.synced(
+                    t,
+                    TokenSnapshot {
+                        timestamp_ms: t,
+                        tokens_left: b,
+                        refill_in_ms: 60_000 - (t - s0.next_refill_at_ms()).rem_euclid(60_000),
+                        refill_rate: s0.refill_rate,
+                    },
+                );
+            }
+            Decision::Wait { until: Some(u) } => {
+                assert!(
+                    u > t && u <= t + 60_000,
+                    "wakes by the next step: {t} → {u}"
+                );
+                t = u;
+            }
+            other => panic!("unexpected {other:?} at {t}"),
+        }
+    }
+    panic!("no grant")
+}
+
 #[test]
 fn flow_wait_ends_exactly_when_refill_makes_the_batch_fit() {
     // 5/min, balance 10, a fixed 20-item chunk at 12 tokens: needs 241.
     let d = [bulk(1, 12, 20, 20)];
-    let mut s = sched(Flow::default(), snap(0, 10, 5));
-    let Decision::Wait { until: Some(at) } = s.decide(0, &d) else {
-        panic!("must wait")
-    };
-    // 10 + 5k >= 241 → k = 47 steps.
+    let s0 = snap(0, 10, 5);
+    let mut s = sched(Flow::default(), s0);
+    // 10 + 5k >= 241 → k = 47 steps; flow looks again at every step on the
+    // way (a plan change shows only in an envelope).
+    let (at, g) = drive(&mut s, s0, 0, &d);
     assert_eq!(at, 47 * 60_000);
-    assert!(matches!(s.decide(at - 1, &d), Decision::Wait { .. }));
-    assert!(matches!(s.decide(at, &d), Decision::Go(g) if g.items == 20));
+    assert_eq!(g.items, 20);
+}
+
+#[test]
+fn flow_notices_a_plan_change_at_the_next_step_while_bulk_waits() {
+    // 5/min, balance 10, the 241-token chunk: 47 steps at 5/min. The plan
+    // becomes 100/min unannounced before the first step.
+    let d = [bulk(1, 12, 20, 20)];
+    let mut s = sched(Flow::default(), snap(0, 10, 5));
+    assert_eq!(
+        s.decide(0, &d),
+        Decision::Wait {
+            until: Some(60_000)
+        }
+    );
+    // At the step the view rests on refill no envelope confirmed: re-read.
+    assert_eq!(s.decide(60_000, &d), Decision::Sync);
+    s.synced(60_000, snap(60_000, 110, 100));
+    assert_eq!(
+        s.decide(60_000, &d),
+        Decision::Wait {
+            until: Some(120_000)
+        }
+    );
+    assert_eq!(s.decide(120_000, &d), Decision::Sync);
+    s.synced(120_000, snap(120_000, 210, 100));
+    assert_eq!(
+        s.decide(120_000, &d),
+        Decision::Wait {
+            until: Some(180_000)
+        }
+    );
+    assert_eq!(s.decide(180_000, &d), Decision::Sync);
+    s.synced(180_000, snap(180_000, 310, 100));
+    assert!(matches!(s.decide(180_000, &d), Decision::Go(g) if g.items == 20));
 }
 
 #[test]
@@ -108,13 +180,12 @@ fn flow_refuses_an_item_that_never_fits_with_periodic_jobs() {
 #[test]
 fn flow_sends_an_item_larger_than_the_bucket_from_a_full_bucket_without_periodic_jobs() {
     let d = [bulk(1, 400, 1, 1)];
-    let mut s = sched(Flow::default(), snap(0, 290, 5));
-    assert_eq!(
-        s.decide(0, &d),
-        Decision::Wait {
-            until: Some(120_000)
-        }
-    );
+    // 290 at 5/min: full (300) after two steps, where the next would
+    // overflow: it goes then, digging to -100.
+    let s0 = snap(0, 290, 5);
+    let mut s = sched(Flow::default(), s0);
+    let (at, g) = drive(&mut s, s0, 0, &d);
+    assert_eq!((at, g.items), (120_000, 1));
     let mut s = sched(Flow::default(), snap(0, 300, 5));
     assert!(matches!(s.decide(0, &d), Decision::Go(_)));
 }
