@@ -46,13 +46,15 @@
 //!    confirmed step. A plan change shows only in an envelope; waiting on an
 //!    old rate would leave the refill of a larger plan idle, or let a
 //!    smaller bucket overflow.
-//! 6. **Never-fitting work is refused**: when one item (`min_batch`) cannot
-//!    go even from a full bucket without making a periodic run late, the
-//!    job is refused with [`Refusal::NeverFits`]. Otherwise an item too
-//!    large for the reserve goes as soon as the next refill step would
-//!    overflow the bucket (waiting longer would only waste refill), digging
-//!    to the *cap reserve*: the hard reserve of the periodic jobs alone with
-//!    refill at the envelope's rate.
+//! 6. **No refill lost while a request waits.** A request too large for the
+//!    reserve (rule 2) may dig to the *cap reserve*, the hard reserve of
+//!    the periodic jobs alone with refill at the envelope's rate: at the
+//!    step after which the bucket would overflow, or, if the periodic runs
+//!    forbid it then, at the latest earlier step at which they allow it.
+//!    If the head cannot go either way, another bulk job whose request fits
+//!    uses the full bucket. When one item (`min_batch`) cannot go even from
+//!    a full bucket over a whole cycle of the periodic runs, the job is
+//!    refused with [`Refusal::NeverFits`].
 //! 7. **Finish line** (when enabled): a bulk request marked
 //!    [`Bulk::finishing`] (it completes the last bulk work) goes as soon as
 //!    the balance is positive, taking everything that remains: no later
@@ -76,7 +78,7 @@ use keepa::tokens::BucketCap;
 
 use crate::demand::{Bulk, Decision, Demand, Grant, JobId, Millis, Need, Periodic, Refusal};
 use crate::ledger::View;
-use crate::policy::{bulk_head, min_opt, next_periodic_due, periodic_due, Policy, State, STEP};
+use crate::policy::{bulk_order, min_opt, next_periodic_due, periodic_due, Policy, State, STEP};
 
 /// Our policy. See the [module docs](self).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -165,6 +167,15 @@ impl Lookahead {
             foreign_burst: if f.total > 0 { f.largest_gap } else { 0 },
             horizon: 2 * span + 2 * STEP,
         }
+    }
+
+    /// The shortest `period + max_delay` of the periodic jobs: the nearest
+    /// periodic deadline is never further away.
+    fn nearest_span(&self) -> Option<i64> {
+        self.periodic
+            .iter()
+            .map(|(_, p)| p.period_ms + p.max_delay_ms)
+            .min()
     }
 
     /// The refill rate the hard reserve counts on (see the module docs).
@@ -471,11 +482,13 @@ fn push_min(q: &mut VecDeque<(Millis, i64)>, due: Millis, key: i64) {
     q.push_back((due, key));
 }
 
-/// The outcome of sizing one bulk request.
-enum Fit {
-    Go(u32),
+/// Why a bulk request cannot go now.
+enum Stall {
+    /// The first instant at which it may go (`i64::MAX`: not in sight).
     At(Millis),
+    /// It never can while every periodic job stays on time.
     Never(Refusal),
+    /// Refill can never pay for it.
     NoRefill,
 }
 
@@ -513,17 +526,23 @@ impl Flow {
         None
     }
 
-    fn fit(&self, now: Millis, view: &View, look: &Lookahead, b: &Bulk) -> Fit {
+    /// The items `b` may send now, or why it cannot.
+    fn fit(&self, now: Millis, view: &View, look: &Lookahead, b: &Bulk) -> Result<u32, Stall> {
         let balance = view.balance_at(now);
         let cap_now = look.cap;
         // Waiting past the step that would overflow the cap only wastes refill.
         let full = |bal: i64| bal + look.rate > cap_now;
         let mut w = Window::new(look, now);
-        if let Some(n) = self.items(b, balance, &w.reserve(), full(balance)) {
-            return Fit::Go(n);
+        let r0 = w.reserve();
+        if let Some(n) = self.items(b, balance, &r0, full(balance)) {
+            return Ok(n);
         }
+        let m = b.min_batch.max(1).min(b.max_batch);
+        // The latest instant, before the bucket first fills, at which the
+        // request could dig to the cap reserve.
+        let mut last_dig = self.items(b, balance, &r0, true).map(|_| now);
         if look.rate <= 0 || look.periodic_per_min() >= look.rate as f64 {
-            return Fit::NoRefill;
+            return Err(Stall::NoRefill);
         }
         // Walk refill steps on the periodic-only projection.
         let cycle_steps = 2 + look.horizon / STEP;
@@ -531,11 +550,14 @@ impl Flow {
         let mut t = now;
         // Nothing fits below this balance (a request leaves at least the
         // soft reserve, or goes at the cap, or finishes at a positive
-        // balance): jump over the steps that cannot reach it.
-        let m = b.min_batch.max(1).min(b.max_batch);
-        let mut threshold =
-            (b.per_request.upper_bound + b.per_item.upper_bound * m as i64 + w.soft_at_step())
-                .min(cap_now - look.rate + 1);
+        // balance, or digs to a cap reserve, which is at least one minus the
+        // refill until the nearest periodic deadline): jump over the steps
+        // that cannot reach it.
+        let cost_m = b.per_request.upper_bound + b.per_item.upper_bound * m as i64;
+        let mut threshold = (cost_m + w.soft_at_step()).min(cap_now - look.rate + 1);
+        if let Some(span) = look.nearest_span() {
+            threshold = threshold.min((cost_m + 1 - look.rate * (span / STEP + 2)).max(1));
+        }
         if self.finish_line && b.finishing {
             threshold = threshold.min(1);
         }
@@ -545,6 +567,7 @@ impl Flow {
             w = Window::new(look, t);
         }
         let mut at_cap_steps = 0;
+        let mut first_full = None;
         let mut worst_allowed = i64::MIN;
         for _ in 0..2_000_000 {
             let s = look.next_step_after(t);
@@ -559,27 +582,40 @@ impl Flow {
             bal -= at;
             let at_cap = full(bal);
             t = s;
+            if at_cap && first_full.is_none() {
+                first_full = Some(t);
+            }
             let r = w.reserve();
             if self.items(b, bal, &r, at_cap).is_some() {
-                return Fit::At(t);
+                return Err(Stall::At(t));
+            }
+            if first_full == Some(t) {
+                // Full, and the request cannot go: the next step loses
+                // refill. Dig at the latest instant before that, if any.
+                match last_dig {
+                    Some(d) if d == now => return Ok(m),
+                    Some(d) => return Err(Stall::At(d)),
+                    None => {}
+                }
+            } else if first_full.is_none() && self.items(b, bal, &r, true).is_some() {
+                last_dig = Some(t);
             }
             if at_cap {
                 at_cap_steps += 1;
                 worst_allowed =
                     worst_allowed.max(cap_now - r.dig.max(self.deficit_floor.unwrap_or(i64::MIN)));
                 if at_cap_steps > cycle_steps {
-                    let m = b.min_batch.max(1).min(b.max_batch);
-                    return Fit::Never(Refusal::NeverFits {
+                    return Err(Stall::Never(Refusal::NeverFits {
                         job: JobId(0),
                         min_items: m,
-                        cost: b.per_request.upper_bound + b.per_item.upper_bound * m as i64,
+                        cost: cost_m,
                         allowed: worst_allowed,
                         cap: cap_now,
-                    });
+                    }));
                 }
             }
         }
-        Fit::At(i64::MAX)
+        Err(Stall::At(i64::MAX))
     }
 }
 
@@ -603,13 +639,13 @@ impl Policy for Flow {
                 until: view.bucket.when_balance_reaches(1),
             };
         }
-        let (head, later) = bulk_head(now, state, demands);
+        let (order, later) = bulk_order(now, state, demands);
         let wake_periodic = next_periodic_due(now, demands);
-        let Some((job, b)) = head else {
+        if order.is_empty() {
             return Decision::Wait {
                 until: min_opt(later, wake_periodic),
             };
-        };
+        }
         // A refill step landed since the newest envelope: the plan may have
         // changed (that shows only in an envelope) and others may have
         // spent. Bulk work is sized and its wait computed on the bucket as
@@ -619,30 +655,50 @@ impl Policy for Flow {
                 return Decision::Sync;
             }
         }
+        let (job, b) = order[0];
         let look = Lookahead::new(now, view, demands);
-        match self.fit(now, view, &look, &b) {
-            Fit::Go(items) => Decision::Go(Grant {
-                job,
-                items,
-                cost: b.per_request.plus_items(b.per_item, items),
-            }),
-            Fit::At(t) => {
+        let stall = match self.fit(now, view, &look, &b) {
+            Ok(items) => {
+                return Decision::Go(Grant {
+                    job,
+                    items,
+                    cost: b.per_request.plus_items(b.per_item, items),
+                })
+            }
+            Err(stall) => stall,
+        };
+        // The head cannot go: rather than let the bucket overflow, another
+        // bulk job that fits may use the refill.
+        if balance + look.rate > look.cap {
+            let r = look.reserve_at(now, now);
+            for (j, o) in &order[1..] {
+                if let Some(items) = self.items(o, balance, &r, true) {
+                    return Decision::Go(Grant {
+                        job: *j,
+                        items,
+                        cost: o.per_request.plus_items(o.per_item, items),
+                    });
+                }
+            }
+        }
+        match stall {
+            Stall::At(t) => {
                 // Look again at the next step at the latest: a plan change
                 // only the next envelope shows must not be slept through
                 // (refill lost to a smaller bucket, or left idle by a
-                // larger plan).
+                // larger plan), and other bulk work may use a full bucket.
                 let t = Some(t.min(look.next_step_after(now)));
                 Decision::Wait {
                     until: min_opt(min_opt(t, later), wake_periodic),
                 }
             }
-            Fit::Never(mut r) => {
+            Stall::Never(mut r) => {
                 if let Refusal::NeverFits { job: j, .. } = &mut r {
                     *j = job;
                 }
                 Decision::Refuse(r)
             }
-            Fit::NoRefill => Decision::Refuse(Refusal::NoRefill {
+            Stall::NoRefill => Decision::Refuse(Refusal::NoRefill {
                 job,
                 rate: look.rate,
                 periodic_per_min: look.periodic_per_min(),
