@@ -38,7 +38,7 @@
 //!    the head until it fits, so large items are not starved by small ones.
 //! 5. **Waits look again at every refill step.** Otherwise the answer is the
 //!    first refill step at which refill alone (net of the periodic runs due
-//!    meanwhile) satisfies rule 2, found by walking refill steps on the
+//!    meanwhile) lets the head go, found by walking refill steps on the
 //!    projected bucket (jumping over those that cannot reach it), but never
 //!    later than the next step: while bulk work waits, `flow` re-reads the
 //!    bucket ([`Decision::Sync`], a free `/token` call) once per step that
@@ -55,22 +55,45 @@
 //!    uses the full bucket. When one item (`min_batch`) cannot go even from
 //!    a full bucket over a whole cycle of the periodic runs, the job is
 //!    refused with [`Refusal::NeverFits`].
-//! 7. **Finish line** (when enabled): a bulk request marked
-//!    [`Bulk::finishing`] (it completes the last bulk work) goes as soon as
-//!    the balance is positive, taking everything that remains: no later
-//!    bulk work can be hurt by the deficit it leaves. Periodic runs right
-//!    after the finish may be late while that deficit refills.
+//! 7. **Finish line** (when enabled). A request marked [`Bulk::finishing`]
+//!    goes as soon as the balance is positive, taking everything that
+//!    remains. When the size of all remaining bulk work is known
+//!    ([`Bulk::remaining`]), the job whose last request is the most
+//!    expensive keeps that request for the very end, and as soon as all
+//!    that remains can be sent at once, every request admitted at a
+//!    positive balance and that one last, it is sent. Periodic runs right
+//!    after the finish may be late while its deficit refills.
 //!
-//! # Why this reaches the frontier
+//! # Guarantees
 //!
-//! Bulk work never waits while the balance is above the reserve plus one
-//! item, and the reserve is bounded by the periodic runs due within a few
-//! periods, so the balance never approaches the bucket maximum while bulk
-//! work waits (when the periodic jobs are feasible, see the crate docs): no
-//! refill is wasted, and every token not owed to a periodic run is spent.
-//! At the finish the last request may dig as deep as the admission rule
-//! allows, exactly as the frontier assumes, so `flow` finishes within one
-//! refill step or so of the frontier.
+//! Without foreign spending (which is unseen until it lands), with `R_min`
+//! the lowest rate the plan takes and `ρ` as in rule 2:
+//!
+//! - **Periodic runs are on time**, announced plan changes or not, when
+//!   every run may wait one refill step (`max_delay ≥ 60 s`), `ρ ≤ R_min`,
+//!   and every bulk request fits in the smallest bucket with the periodic
+//!   reserve to spare (`cost ≤ 60·R_min − 2ρ`) and needs no digging above
+//!   it (`cost + ρ + 1 ≤ 59·R` at every other rate `R`). A request that
+//!   must dig relies on the current rate, which only `R_min` guarantees:
+//!   an unannounced drop right after it leaves runs late, while not digging
+//!   would lose refill; no policy can promise both.
+//! - **No refill is lost to the cap** while bulk work waits on a constant
+//!   plan when the periodic jobs meet the first two conditions and every
+//!   request costs at most `60·R − 2ρ` (a full bucket leaves it room above
+//!   the periodic runs' cap reserve, at most `1 + 2ρ − R`); on a changing
+//!   plan, when also every request costs at most `59·R_min − ρ`: sending
+//!   one without borrowing refill means holding it plus the reserve, and a
+//!   drop that lands while more than the new bucket minus one step is held
+//!   loses that step's refill before any envelope can tell.
+//! - **The finish is the frontier's** (the earliest any policy could
+//!   finish, `sim::frontier`) when no refill is lost and every bulk job
+//!   says what remains and sends fixed batches: nothing is wasted before,
+//!   and rule 7 sends the rest at the first step at which the tokens
+//!   suffice. (A job that sizes its own batches may end with a smaller last
+//!   request than the full one the frontier lets dig.)
+//!
+//! These are checked over generated workloads in
+//! `crates/sim/tests/prop_flow.rs`.
 
 use std::collections::VecDeque;
 
@@ -83,8 +106,9 @@ use crate::policy::{bulk_order, min_opt, next_periodic_due, periodic_due, Policy
 /// Our policy. See the [module docs](self).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Flow {
-    /// Let a request marked [`Bulk::finishing`] take all that remains as
-    /// soon as the balance is positive.
+    /// Let the last bulk work go as soon as the balance is positive: a
+    /// request marked [`Bulk::finishing`], and the finish of work whose size
+    /// is known ([`Bulk::remaining`], rule 7).
     pub finish_line: bool,
     /// Never let a request leave the balance below this (Keepa's rumoured
     /// ban at −200 is unconfirmed; `None`: no floor).
@@ -492,6 +516,44 @@ enum Stall {
     NoRefill,
 }
 
+/// One bulk job's remaining work, when its size is known.
+#[derive(Debug, Clone, Copy)]
+struct Plan {
+    /// Upper bound of everything it still needs.
+    total: i64,
+    /// Upper bound of its last request.
+    last: i64,
+    /// Items of its last request.
+    last_items: u32,
+    /// Items left.
+    remaining: u64,
+}
+
+fn plan_of(b: &Bulk) -> Option<Plan> {
+    let remaining = b.remaining?;
+    let max = u64::from(b.max_batch.max(1));
+    if remaining == 0 || b.max_batch == 0 {
+        return None;
+    }
+    let requests = remaining.div_ceil(max);
+    // A fixed batch ends with what is left over; a free one can end full.
+    let last_items = if b.min_batch >= b.max_batch {
+        remaining - (requests - 1) * max
+    } else {
+        remaining.min(max)
+    } as u32;
+    let r = b.per_request.upper_bound;
+    let u = b.per_item.upper_bound;
+    Some(Plan {
+        total: r
+            .saturating_mul(requests as i64)
+            .saturating_add(u.saturating_mul(remaining as i64)),
+        last: r + u * i64::from(last_items),
+        last_items,
+        remaining,
+    })
+}
+
 impl Flow {
     /// Items of `b` that may go at balance `balance` under `r`, if at least
     /// `min_batch`; `at_cap` allows digging to the cap reserve.
@@ -617,6 +679,71 @@ impl Flow {
         }
         Err(Stall::At(i64::MAX))
     }
+
+    /// Rule 7 with known sizes: when all the remaining bulk work can go at
+    /// once, every request admitted at a positive balance and the most
+    /// expensive last request last, it goes now.
+    fn finish_burst(&self, balance: i64, order: &[(JobId, Bulk)], blocked: bool) -> Option<Grant> {
+        if !self.finish_line || blocked || order.is_empty() || balance < 1 {
+            return None;
+        }
+        let plans: Vec<Plan> = order
+            .iter()
+            .map(|(_, b)| plan_of(b))
+            .collect::<Option<_>>()?;
+        let total = plans.iter().fold(0i64, |a, p| a.saturating_add(p.total));
+        let (last_job, last) = plans
+            .iter()
+            .enumerate()
+            .max_by_key(|(i, p)| (p.last, std::cmp::Reverse(*i)))?;
+        if total.saturating_sub(last.last) > balance - 1 {
+            return None;
+        }
+        if let Some(floor) = self.deficit_floor {
+            if balance.saturating_sub(total) < floor {
+                return None;
+            }
+        }
+        // Everything else first, in fair-share order; then the last job,
+        // its final request at the very end.
+        let (i, items) = match order.iter().enumerate().find(|(i, _)| *i != last_job) {
+            Some((i, (_, b))) => (i, b.max_batch),
+            None => {
+                let p = last;
+                let items = if p.remaining > u64::from(p.last_items) {
+                    (p.remaining - u64::from(p.last_items))
+                        .min(u64::from(order[last_job].1.max_batch)) as u32
+                } else {
+                    p.last_items
+                };
+                (last_job, items)
+            }
+        };
+        let (job, b) = order[i];
+        let items = items.clamp(b.min_batch.min(b.max_batch).max(1), b.max_batch);
+        Some(Grant {
+            job,
+            items,
+            cost: b.per_request.plus_items(b.per_item, items),
+        })
+    }
+
+    /// The job whose last request digs deepest at the finish keeps that
+    /// request for the end while the others still have work (sizes known).
+    fn deferred(order: &[(JobId, Bulk)]) -> Option<JobId> {
+        if order.len() < 2 {
+            return None;
+        }
+        let plans: Vec<Plan> = order
+            .iter()
+            .map(|(_, b)| plan_of(b))
+            .collect::<Option<_>>()?;
+        let (i, p) = plans
+            .iter()
+            .enumerate()
+            .max_by_key(|(i, p)| (p.last, std::cmp::Reverse(*i)))?;
+        (p.remaining <= u64::from(order[i].1.max_batch)).then_some(order[i].0)
+    }
 }
 
 impl Policy for Flow {
@@ -655,7 +782,16 @@ impl Policy for Flow {
                 return Decision::Sync;
             }
         }
-        let (job, b) = order[0];
+        if let Some(g) = self.finish_burst(balance, &order, later.is_some()) {
+            return Decision::Go(g);
+        }
+        let deferred = Self::deferred(&order);
+        let eligible: Vec<(JobId, Bulk)> = order
+            .iter()
+            .copied()
+            .filter(|(j, _)| Some(*j) != deferred)
+            .collect();
+        let (job, b) = eligible[0];
         let look = Lookahead::new(now, view, demands);
         let stall = match self.fit(now, view, &look, &b) {
             Ok(items) => {
@@ -671,7 +807,7 @@ impl Policy for Flow {
         // bulk job that fits may use the refill.
         if balance + look.rate > look.cap {
             let r = look.reserve_at(now, now);
-            for (j, o) in &order[1..] {
+            for (j, o) in &eligible[1..] {
                 if let Some(items) = self.items(o, balance, &r, true) {
                     return Decision::Go(Grant {
                         job: *j,

@@ -313,3 +313,59 @@ fn a_grant_that_rests_on_unconfirmed_refill_syncs_first_at_most_once_a_minute() 
     // -3 at the next step, +2 at the one after: sync again (a minute has passed).
     assert_eq!(s.decide(180_000, &d), Decision::Sync);
 }
+
+fn known(job: u32, per_item: i64, batch: u32, remaining: u64) -> Demand {
+    let mut d = bulk(
+        job,
+        per_item,
+        batch.min(remaining as u32),
+        batch.min(remaining as u32),
+    );
+    if let Need::Bulk(x) = &mut d.need {
+        x.remaining = Some(remaining);
+    }
+    d
+}
+
+#[test]
+fn flow_keeps_the_most_expensive_last_request_for_the_finish() {
+    // Job 1 ends with one request of 900; job 2 has 150 one-token items
+    // in batches of 100. At 120 tokens job 1's last request waits for the
+    // end although it heads the fair queue: job 2 goes.
+    let d = [known(1, 300, 3, 3), known(2, 1, 100, 150)];
+    let mut s = sched(Flow::default(), snap(0, 120, 5));
+    assert!(matches!(s.decide(0, &d), Decision::Go(g) if g.job == JobId(2) && g.items == 100));
+}
+
+#[test]
+fn flow_sends_all_that_remains_at_once_the_dearest_last() {
+    // 1,000 tokens; 900 + 150 remain: everything is admitted at a positive
+    // balance if the 900 goes last (150 ≤ 999), leaving −50.
+    let mut s = sched(Flow::default(), snap(0, 1_000, 5));
+    let mut left = [3u64, 150];
+    let mut order = vec![];
+    while left.iter().any(|&n| n > 0) {
+        let d: Vec<Demand> = [(1, 300, 3), (2, 1, 100)]
+            .iter()
+            .zip(left)
+            .filter(|(_, n)| *n > 0)
+            .map(|(&(j, c, b), n)| known(j, c, b, n))
+            .collect();
+        let Decision::Go(g) = s.decide(0, &d) else {
+            panic!("all must go at once, left {left:?}")
+        };
+        let r = s.start(&g, &d);
+        let balance = s.ledger().view().unwrap().balance_at(0);
+        s.settle(
+            r,
+            Outcome::Charged {
+                consumed: g.cost.expected,
+                snapshot: Some(snap(0, balance, 5)),
+            },
+        );
+        left[(g.job.0 - 1) as usize] -= u64::from(g.items);
+        order.push((g.job.0, g.items));
+    }
+    assert_eq!(order, [(2, 100), (2, 50), (1, 3)]);
+    assert_eq!(s.ledger().view().unwrap().balance_at(0), -50);
+}
