@@ -92,6 +92,11 @@ pub struct Bulk {
     /// no other bulk work will follow. Policies with a finish line may let
     /// this last request dig deeper (see [`crate::policy::Flow`]).
     pub finishing: bool,
+    /// Items the job still has to send, this request's included, if the
+    /// caller knows (`None`: an open-ended stream). Lets a policy plan the
+    /// finish: which request goes last (see [`crate::policy::Flow`]).
+    #[serde(default)]
+    pub remaining: Option<u64>,
 }
 
 /// What a job needs.

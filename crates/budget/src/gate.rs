@@ -12,8 +12,9 @@
 //!   envelope says otherwise.
 //! - A 429 ([`Outcome::Refused`]) adopts its envelope; the balance it shows
 //!   (≤ 0) makes every waiter sleep until the next refill step: no storm.
-//! - `/token` is called (through [`TokenSync`]) only when a grant rests on
-//!   refill no envelope confirmed and work is waiting, at most once a minute.
+//! - `/token` is called (through [`TokenSync`]) only when a decision rests on
+//!   a refill step no envelope confirmed and work is waiting (a grant's
+//!   admission; under `flow`, any bulk decision), at most once per step.
 //! - The ledger is any [`LedgerStore`]: the in-process [`Ledger`] (default)
 //!   or a shared one (`RedisLedger`, feature `redis`). A decision is applied
 //!   only to the state it was taken on (the store's conditional
@@ -482,6 +483,7 @@ impl<P: Policy + 'static, C: Clock, L: LedgerStore + 'static> Gate<P, C, L> {
             weight: 1,
             not_before: Millis::MIN,
             finishing: false,
+            remaining: None,
         });
         self.acquire(job, need).await
     }

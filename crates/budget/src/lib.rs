@@ -27,8 +27,14 @@
 //! - No wait without a wake-up time computed on the server's bucket model
 //!   ([`keepa::tokens::TokenBucket`]); a wait that refill can never end is
 //!   reported as such (`until: None`) or as a [`Refusal`], never polled.
+//!   [`policy::Flow`] looks again at every refill step while bulk work
+//!   waits, re-reading the bucket (a free `/token` call) at most once per
+//!   step: a plan change shows only in an envelope.
 //! - Under [`policy::Flow`], a bulk request never leaves less than the
-//!   reserve that keeps every periodic run admissible by its deadline.
+//!   reserve that keeps every periodic run admissible by its deadline,
+//!   counting refill only at the rate the periodic jobs need, so that an
+//!   unannounced plan change cannot take it away (see [`flow`] for the
+//!   exact guarantees).
 //!
 //! # Example
 //!

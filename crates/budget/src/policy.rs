@@ -123,13 +123,25 @@ pub(crate) fn bulk_head(
     state: &State<'_>,
     demands: &[Demand],
 ) -> (Option<(JobId, Bulk)>, Option<Millis>) {
+    let (order, later) = bulk_order(now, state, demands);
+    (order.first().copied(), later)
+}
+
+/// Every bulk job allowed to send at `now`, in fair-share order (least
+/// weighted service first, ties by id), and the earliest `not_before` of
+/// those that are not.
+pub(crate) fn bulk_order(
+    now: Millis,
+    state: &State<'_>,
+    demands: &[Demand],
+) -> (Vec<(JobId, Bulk)>, Option<Millis>) {
     let floor = demands
         .iter()
         .filter_map(|d| state.memory.bulk_vtime.get(&d.job))
         .copied()
         .fold(f64::INFINITY, f64::min);
     let floor = if floor.is_finite() { floor } else { 0.0 };
-    let mut head: Option<(f64, JobId, Bulk)> = None;
+    let mut order: Vec<(f64, JobId, Bulk)> = Vec::new();
     let mut later: Option<Millis> = None;
     for d in demands {
         let Need::Bulk(b) = d.need else { continue };
@@ -146,14 +158,10 @@ pub(crate) fn bulk_head(
             .get(&d.job)
             .copied()
             .unwrap_or(floor);
-        if head
-            .as_ref()
-            .is_none_or(|(hv, hj, _)| (v, d.job) < (*hv, *hj))
-        {
-            head = Some((v, d.job, b));
-        }
+        order.push((v, d.job, b));
     }
-    (head.map(|(_, j, b)| (j, b)), later)
+    order.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+    (order.into_iter().map(|(_, j, b)| (j, b)).collect(), later)
 }
 
 /// The earlier of two optional instants.

@@ -18,7 +18,7 @@ use keepa::TokenSnapshot;
 /// s.synced(0, TokenSnapshot { timestamp_ms: 0, tokens_left: 100, refill_in_ms: 60_000, refill_rate: 5 });
 /// let backfill = Demand { job: JobId(1), need: Need::Bulk(Bulk {
 ///     per_request: Prediction::exact(0), per_item: Prediction::exact(12),
-///     min_batch: 1, max_batch: 100, weight: 1, not_before: 0, finishing: false }) };
+///     min_batch: 1, max_batch: 100, weight: 1, not_before: 0, finishing: false, remaining: None }) };
 /// let Decision::Go(grant) = s.decide(0, &[backfill]) else { panic!() };
 /// // 100 tokens, and one step of refill may be dug into: 8 items, balance 4.
 /// assert_eq!(grant.items, 8);

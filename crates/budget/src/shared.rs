@@ -170,6 +170,7 @@ impl SharedBudget {
                     weight: weight.max(1),
                     not_before: Millis::MIN,
                     finishing: false,
+                    remaining: None,
                 });
                 Ok(self.gate.acquire(job, need).await?)
             }

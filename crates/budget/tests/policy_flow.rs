@@ -37,6 +37,7 @@ fn bulk(job: u32, per_item: i64, min: u32, max: u32) -> Demand {
             weight: 1,
             not_before: 0,
             finishing: false,
+            remaining: None,
         }),
     }
 }
@@ -47,18 +48,90 @@ fn sched<P: Policy>(p: P, s: TokenSnapshot) -> Scheduler<P> {
     sc
 }
 
+/// Drives `s` from `t` as the server would answer, the bucket projected
+/// from `s0` (a constant rate, nobody else spending): every wait wakes at
+/// the next refill step at the latest, and a `/token` sync is answered with
+/// the bucket. Returns the first grant and its instant.
+fn drive<P: Policy>(
+    s: &mut Scheduler<P>,
+    s0: TokenSnapshot,
+    mut t: i64,
+    d: &[Demand],
+) -> (i64, Grant) {
+    let server = keepa::tokens::TokenBucket::from_snapshot(&s0);
+    for _ in 0..10_000 {
+        match s.decide(t, d) {
+            Decision::Go(g) => return (t, g),
+            Decision::Sync => {
+                let b = server.projected_balance(t);
+                s.synced(
+                    t,
+                    TokenSnapshot {
+                        timestamp_ms: t,
+                        tokens_left: b,
+                        refill_in_ms: 60_000 - (t - s0.next_refill_at_ms()).rem_euclid(60_000),
+                        refill_rate: s0.refill_rate,
+                    },
+                );
+            }
+            Decision::Wait { until: Some(u) } => {
+                assert!(
+                    u > t && u <= t + 60_000,
+                    "wakes by the next step: {t} → {u}"
+                );
+                t = u;
+            }
+            other => panic!("unexpected {other:?} at {t}"),
+        }
+    }
+    panic!("no grant")
+}
+
 #[test]
 fn flow_wait_ends_exactly_when_refill_makes_the_batch_fit() {
     // 5/min, balance 10, a fixed 20-item chunk at 12 tokens: needs 241.
     let d = [bulk(1, 12, 20, 20)];
-    let mut s = sched(Flow::default(), snap(0, 10, 5));
-    let Decision::Wait { until: Some(at) } = s.decide(0, &d) else {
-        panic!("must wait")
-    };
-    // 10 + 5k >= 241 → k = 47 steps.
+    let s0 = snap(0, 10, 5);
+    let mut s = sched(Flow::default(), s0);
+    // 10 + 5k >= 241 → k = 47 steps; flow looks again at every step on the
+    // way (a plan change shows only in an envelope).
+    let (at, g) = drive(&mut s, s0, 0, &d);
     assert_eq!(at, 47 * 60_000);
-    assert!(matches!(s.decide(at - 1, &d), Decision::Wait { .. }));
-    assert!(matches!(s.decide(at, &d), Decision::Go(g) if g.items == 20));
+    assert_eq!(g.items, 20);
+}
+
+#[test]
+fn flow_notices_a_plan_change_at_the_next_step_while_bulk_waits() {
+    // 5/min, balance 10, the 241-token chunk: 47 steps at 5/min. The plan
+    // becomes 100/min unannounced before the first step.
+    let d = [bulk(1, 12, 20, 20)];
+    let mut s = sched(Flow::default(), snap(0, 10, 5));
+    assert_eq!(
+        s.decide(0, &d),
+        Decision::Wait {
+            until: Some(60_000)
+        }
+    );
+    // At the step the view rests on refill no envelope confirmed: re-read.
+    assert_eq!(s.decide(60_000, &d), Decision::Sync);
+    s.synced(60_000, snap(60_000, 110, 100));
+    assert_eq!(
+        s.decide(60_000, &d),
+        Decision::Wait {
+            until: Some(120_000)
+        }
+    );
+    assert_eq!(s.decide(120_000, &d), Decision::Sync);
+    s.synced(120_000, snap(120_000, 210, 100));
+    assert_eq!(
+        s.decide(120_000, &d),
+        Decision::Wait {
+            until: Some(180_000)
+        }
+    );
+    assert_eq!(s.decide(180_000, &d), Decision::Sync);
+    s.synced(180_000, snap(180_000, 310, 100));
+    assert!(matches!(s.decide(180_000, &d), Decision::Go(g) if g.items == 20));
 }
 
 #[test]
@@ -107,13 +180,12 @@ fn flow_refuses_an_item_that_never_fits_with_periodic_jobs() {
 #[test]
 fn flow_sends_an_item_larger_than_the_bucket_from_a_full_bucket_without_periodic_jobs() {
     let d = [bulk(1, 400, 1, 1)];
-    let mut s = sched(Flow::default(), snap(0, 290, 5));
-    assert_eq!(
-        s.decide(0, &d),
-        Decision::Wait {
-            until: Some(120_000)
-        }
-    );
+    // 290 at 5/min: full (300) after two steps, where the next would
+    // overflow: it goes then, digging to -100.
+    let s0 = snap(0, 290, 5);
+    let mut s = sched(Flow::default(), s0);
+    let (at, g) = drive(&mut s, s0, 0, &d);
+    assert_eq!((at, g.items), (120_000, 1));
     let mut s = sched(Flow::default(), snap(0, 300, 5));
     assert!(matches!(s.decide(0, &d), Decision::Go(_)));
 }
@@ -240,4 +312,60 @@ fn a_grant_that_rests_on_unconfirmed_refill_syncs_first_at_most_once_a_minute() 
     ));
     // -3 at the next step, +2 at the one after: sync again (a minute has passed).
     assert_eq!(s.decide(180_000, &d), Decision::Sync);
+}
+
+fn known(job: u32, per_item: i64, batch: u32, remaining: u64) -> Demand {
+    let mut d = bulk(
+        job,
+        per_item,
+        batch.min(remaining as u32),
+        batch.min(remaining as u32),
+    );
+    if let Need::Bulk(x) = &mut d.need {
+        x.remaining = Some(remaining);
+    }
+    d
+}
+
+#[test]
+fn flow_keeps_the_most_expensive_last_request_for_the_finish() {
+    // Job 1 ends with one request of 900; job 2 has 150 one-token items
+    // in batches of 100. At 120 tokens job 1's last request waits for the
+    // end although it heads the fair queue: job 2 goes.
+    let d = [known(1, 300, 3, 3), known(2, 1, 100, 150)];
+    let mut s = sched(Flow::default(), snap(0, 120, 5));
+    assert!(matches!(s.decide(0, &d), Decision::Go(g) if g.job == JobId(2) && g.items == 100));
+}
+
+#[test]
+fn flow_sends_all_that_remains_at_once_the_dearest_last() {
+    // 1,000 tokens; 900 + 150 remain: everything is admitted at a positive
+    // balance if the 900 goes last (150 ≤ 999), leaving −50.
+    let mut s = sched(Flow::default(), snap(0, 1_000, 5));
+    let mut left = [3u64, 150];
+    let mut order = vec![];
+    while left.iter().any(|&n| n > 0) {
+        let d: Vec<Demand> = [(1, 300, 3), (2, 1, 100)]
+            .iter()
+            .zip(left)
+            .filter(|(_, n)| *n > 0)
+            .map(|(&(j, c, b), n)| known(j, c, b, n))
+            .collect();
+        let Decision::Go(g) = s.decide(0, &d) else {
+            panic!("all must go at once, left {left:?}")
+        };
+        let r = s.start(&g, &d);
+        let balance = s.ledger().view().unwrap().balance_at(0);
+        s.settle(
+            r,
+            Outcome::Charged {
+                consumed: g.cost.expected,
+                snapshot: Some(snap(0, balance, 5)),
+            },
+        );
+        left[(g.job.0 - 1) as usize] -= u64::from(g.items);
+        order.push((g.job.0, g.items));
+    }
+    assert_eq!(order, [(2, 100), (2, 50), (1, 3)]);
+    assert_eq!(s.ledger().view().unwrap().balance_at(0), -50);
 }

@@ -29,6 +29,7 @@ fn chunk(weight: u32, per_item: i64, max: u32) -> Need {
         weight,
         not_before: i64::MIN,
         finishing: false,
+        remaining: None,
     })
 }
 

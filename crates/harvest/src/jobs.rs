@@ -428,6 +428,7 @@ impl Shared {
             weight: job.weight,
             not_before: i64::MIN,
             finishing: false,
+            remaining: None,
         });
         let permit = self.acquire(job.id, job.name, need).await?;
         let n = (permit.items() as usize).clamp(1, asins.len());

@@ -290,6 +290,7 @@ impl Shared {
             weight: job.weight,
             not_before: i64::MIN,
             finishing: job.urgent,
+            remaining: None,
         })
     }
 

@@ -5,7 +5,10 @@
 //! at, a periodic run falling due, a foreign request. At one instant the
 //! order is: refill steps, then our decisions (the policies serve periodic
 //! runs before bulk work), then foreign requests. Every request is answered
-//! at the instant it is sent, with the server's envelope.
+//! at the instant it is sent, with the server's envelope. Before the
+//! instant a policy asked to be woken at, a foreign request alone does not
+//! make the engine ask again: the policy cannot see it, so the answer would
+//! be the same.
 
 use std::collections::BTreeMap;
 
@@ -79,6 +82,10 @@ pub struct Report {
     pub min_balance: i64,
     /// Refill thrown away by the bucket cap while bulk work remained.
     pub wasted_refill_tokens: i64,
+    /// Tokens above a lowered bucket maximum that expired at a rate drop
+    /// while bulk work remained (the step's refill lost with them is in
+    /// `wasted_refill_tokens`).
+    pub expired_tokens: i64,
     /// 429s our own requests received.
     pub rejected_429: u64,
     /// 429s the foreign consumer received.
@@ -196,6 +203,7 @@ impl PipelineState {
                 weight: 1,
                 not_before: t,
                 finishing: false,
+                remaining: None,
             });
         }
         let feed = &self.stages[0];
@@ -215,6 +223,7 @@ impl PipelineState {
             weight: 1,
             not_before,
             finishing: false,
+            remaining: None,
         })
     }
 
@@ -453,6 +462,7 @@ fn simulate_one(w: &Workload, policy: PolicyKind) -> Result<Run, SimError> {
     let mut delays: Vec<i64> = Vec::new();
     let mut min_balance = server.balance();
     let mut wasted = 0i64;
+    let mut expired = 0i64;
     let mut own_429 = 0u64;
     let mut foreign_429 = 0u64;
     let mut syncs = 0u64;
@@ -466,17 +476,29 @@ fn simulate_one(w: &Workload, policy: PolicyKind) -> Result<Run, SimError> {
         Some(0)
     };
 
+    let mut policy_wait: Option<Option<Millis>> = None;
     'outer: while finished_at.is_none() && t <= horizon {
         events += 1;
         let bulk_waiting = jobs.iter().any(Job::bulk_open);
+        let mut before_step = server.balance();
         server.advance_with(t, |s| {
             if bulk_waiting {
                 wasted += s.wasted;
+                expired += (before_step + s.rate - s.balance_after - s.wasted).max(0);
             }
+            before_step = s.balance_after;
         });
         let mut wake: Option<Millis>;
         let mut guard = 0u32;
+        // The policy answered "wait until `u`" and only foreign requests
+        // (which it cannot see) happened since: asking again before `u`
+        // would get the same answer.
+        let asleep = matches!(policy_wait, Some(u) if u.is_none_or(|u| t < u));
         loop {
+            if asleep {
+                wake = policy_wait.flatten();
+                break;
+            }
             guard += 1;
             if guard > 100_000 {
                 return Err(SimError::Livelock { at_ms: t });
@@ -560,6 +582,7 @@ fn simulate_one(w: &Workload, policy: PolicyKind) -> Result<Run, SimError> {
                 }
                 Decision::Wait { until } => {
                     wake = until;
+                    policy_wait = Some(until);
                     break;
                 }
             }
@@ -676,6 +699,7 @@ fn simulate_one(w: &Workload, policy: PolicyKind) -> Result<Run, SimError> {
             refresh_delay_max_s: delays.last().map(|d| *d as f64 / 1000.0),
             min_balance,
             wasted_refill_tokens: wasted,
+            expired_tokens: expired,
             rejected_429: own_429,
             rejected_429_foreign: foreign_429,
             token_syncs: syncs,
@@ -720,6 +744,7 @@ fn demands(jobs: &[Job], t: Millis) -> Vec<Demand> {
                         weight: b.weight,
                         not_before: b.last.map_or(0, |l| l + b.spacing_ms),
                         finishing: open_bulk == 1 && remaining <= most as u64,
+                        remaining: Some(remaining),
                     }),
                 });
             }

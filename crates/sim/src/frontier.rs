@@ -5,7 +5,7 @@
 //! `k` when
 //!
 //! ```text
-//! start + refill(1..=k) − periodic(≤ k) − foreign(≤ k) ≥ total − (largest request − 1)
+//! start + refill(1..=k) − periodic(≤ k) − foreign(≤ k) ≥ total − (largest last request − 1)
 //! ```
 //!
 //! `refill` sums the rate in force at each step; `periodic` counts every run
@@ -13,8 +13,10 @@
 //! consumer's requests issued by then; `total` is the bulk work's cost
 //! (a pipeline's expected cost from its pass fractions); the last request
 //! is admitted at a balance of 1 and may be charged into the negative, so
-//! at most `largest request − 1` of it can be owed at the finish. The
-//! bucket cap is ignored (a policy that never lets the bucket fill loses
+//! at most `largest last request − 1` of it can be owed at the finish. The
+//! last request is some job's last: with a fixed batch that is what is left
+//! over (`(target − 1) mod batch + 1` items), with a free batch up to a full
+//! one. The bucket cap is ignored (a policy that never lets the bucket fill loses
 //! nothing to it), so the frontier is a bound no policy can beat.
 
 use crate::engine::{ForeignGen, MAX_BATCH};
@@ -37,7 +39,8 @@ pub fn pipeline_rates(stages: &[Stage]) -> (f64, f64) {
     (per_deal, reach)
 }
 
-/// Total bulk cost and the largest single request of a workload.
+/// Total bulk cost and the largest request that can be a job's last one
+/// (the finish digs at most that deep, see the module docs).
 pub fn bulk_cost(w: &Workload) -> (f64, i64) {
     let mut total = 0.0;
     let mut largest = 0i64;
@@ -50,8 +53,13 @@ pub fn bulk_cost(w: &Workload) -> (f64, i64) {
                 ..
             } => {
                 total += *target_deals as f64 * *tokens_per_deal as f64;
-                let batch = (batch_deals.unwrap_or(MAX_BATCH) as u64).min(*target_deals) as i64;
-                largest = largest.max(batch * tokens_per_deal);
+                // A fixed batch ends with what is left over; a free one can
+                // end with a full request.
+                let last = match batch_deals {
+                    Some(b) if *target_deals > 0 => (*target_deals - 1) % u64::from(*b) + 1,
+                    _ => (MAX_BATCH as u64).min(*target_deals),
+                } as i64;
+                largest = largest.max(last * tokens_per_deal);
             }
             JobSpec::Pipeline {
                 target_stored,
