@@ -136,7 +136,7 @@ async fn a_run_under_every_fault_reaches_its_target_with_bounded_retries() {
     assert!(stats["foreignSpent"].as_i64().unwrap() > 0);
 
     // Retries within budget: requests that did not succeed (and were sent
-    // again) are under 10 % of all.
+    // again).
     let by_status = s["requests_by_status"].as_object().unwrap();
     let total: u64 = by_status.values().map(|v| v.as_u64().unwrap()).sum();
     let ok = by_status.get("200").and_then(Value::as_u64).unwrap_or(0);
@@ -149,12 +149,21 @@ async fn a_run_under_every_fault_reaches_its_target_with_bounded_retries() {
         stats["minBalance"],
         s["own_429"]
     );
-    assert!(extra * 10 < total, "{extra} of {total} requests retried");
+    // Every failure the client saw is one the server injected (or one of
+    // its own 429s): no cascade, no retry storm. And the share stays near
+    // the injected rate (about 8 % here): 20 % is four standard deviations
+    // above it at this request count, so the bound is not flaky.
+    let own_429 = s["own_429"].as_u64().unwrap();
+    assert!(
+        extra <= injected + own_429,
+        "{extra} failed requests but only {injected} faults injected"
+    );
+    assert!(extra * 5 < total, "{extra} of {total} requests retried");
 
     // At most one own 429 per refill step; never below the floor (the
     // foreign consumer, unseen, may take up to its largest request more).
     let steps = stats["refillStepsTotal"].as_u64().unwrap();
-    assert!(s["own_429"].as_u64().unwrap() <= steps);
+    assert!(own_429 <= steps);
     assert!(
         stats["minBalance"].as_i64().unwrap() >= FLOOR - FOREIGN_MAX,
         "balance fell to {}",
