@@ -781,3 +781,71 @@ fn demands<P, L>(sh: &Shared<P, L>, now: Millis) -> Vec<Demand> {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NOW: Millis = 1_000_000;
+
+    fn loaded() -> Loaded {
+        let mut ledger = Ledger::default();
+        // Next refill step 20 s from now.
+        ledger.observe(TokenSnapshot {
+            timestamp_ms: NOW,
+            tokens_left: 3,
+            refill_in_ms: 20_000,
+            refill_rate: 5,
+        });
+        Loaded {
+            view: ledger.view(),
+            version: 0,
+            others: vec![],
+            own_vtimes: vec![],
+            recheck_in_ms: None,
+        }
+    }
+
+    fn periodic(job: u32) -> Demand {
+        Demand {
+            job: JobId(job),
+            need: Need::Periodic(Periodic {
+                next_due: NOW + 1,
+                period_ms: 60_000,
+                max_delay_ms: 60_000,
+                cost: Prediction::new(1, 1),
+            }),
+        }
+    }
+
+    fn waiting(jobs: &[u32]) -> BTreeMap<JobId, Need> {
+        jobs.iter().map(|&j| (JobId(j), periodic(j).need)).collect()
+    }
+
+    #[test]
+    fn a_wait_for_an_idle_overdue_run_lasts_until_the_next_refill_step() {
+        // Job 1 (periodic) is overdue and not asking; job 2 waits. Without
+        // the fix the policy's `now + 1` wakes job 2 every millisecond.
+        let demands = [periodic(1)];
+        let until = not_before_a_step(Some(NOW + 1), NOW, &demands, &waiting(&[2]), &loaded());
+        assert_eq!(until, Some(NOW + 20_000));
+    }
+
+    #[test]
+    fn a_periodic_run_asking_here_keeps_its_wake_up() {
+        let demands = [periodic(1)];
+        let until = not_before_a_step(Some(NOW + 1), NOW, &demands, &waiting(&[1]), &loaded());
+        assert_eq!(until, Some(NOW + 1));
+    }
+
+    #[test]
+    fn a_later_wake_up_is_left_alone() {
+        let demands = [periodic(1)];
+        let until = not_before_a_step(Some(NOW + 5_000), NOW, &demands, &waiting(&[2]), &loaded());
+        assert_eq!(until, Some(NOW + 5_000));
+        assert_eq!(
+            not_before_a_step(None, NOW, &demands, &waiting(&[2]), &loaded()),
+            None
+        );
+    }
+}
