@@ -433,6 +433,33 @@ fn a_server_answering_html_exits_5_naming_what_came_back() {
             out.expect(5, needle);
             assert!(!out.stderr.contains("HTMLKEY0123456789"), "{}", out.stderr);
         }
+        // A harvest on a scaled clock reads the server's clock first, and
+        // stops there with the same words (unscaled, it retries /token five
+        // times over about 75 s first: a proxy's error page may pass).
+        let dir = temp_dir("bad-input", &format!("html-run-{}", addr.port()));
+        let db = dir.join("h.db");
+        let p = db.to_str().unwrap();
+        let out = run(
+            &[
+                "--base-url",
+                &base,
+                "--server-time-scale",
+                "600",
+                "run",
+                "--quiet",
+                "--db",
+                p,
+            ],
+            Some("HTMLKEY0123456789"),
+        );
+        out.expect(5, needle);
+        assert!(
+            out.stderr.contains("reading the server's clock (GET /token)"),
+            "{}",
+            out.stderr
+        );
+        assert!(!out.stderr.contains("HTMLKEY0123456789"), "{}", out.stderr);
+        let _ = std::fs::remove_dir_all(dir);
     }
 }
 
