@@ -35,7 +35,8 @@ pub struct ReservationId(pub u64);
 /// How a request ended, for [`Ledger::settle`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Outcome {
-    /// The server answered and charged `consumed` (its `tokensConsumed`).
+    /// The server answered and charged `consumed` (its `tokensConsumed`;
+    /// settlement clamps it to `0..=`[`keepa::PLAUSIBLE`]`.max_abs_tokens`).
     Charged {
         /// What the request cost.
         consumed: i64,
@@ -57,6 +58,13 @@ pub enum Outcome {
     Unsent,
 }
 
+/// A charge a server reports, within what any account can pay: never
+/// negative, never more than [`keepa::envelope::PLAUSIBLE`] allows a
+/// balance to hold, so the ledger's sums stay within `i64`.
+pub(crate) fn plausible_charge(consumed: i64) -> i64 {
+    consumed.clamp(0, keepa::envelope::PLAUSIBLE.max_abs_tokens)
+}
+
 impl Outcome {
     /// How a Keepa call ended, for settlement, received at server time `now`:
     ///
@@ -76,7 +84,7 @@ impl Outcome {
         let err = match result {
             Ok(resp) => {
                 return Outcome::Charged {
-                    consumed: resp.envelope.tokens_consumed.unwrap_or(predicted),
+                    consumed: plausible_charge(resp.envelope.tokens_consumed.unwrap_or(predicted)),
                     snapshot: resp.snapshot(),
                 }
             }
@@ -85,7 +93,7 @@ impl Outcome {
         let env = err.envelope().copied();
         let snapshot =
             env.and_then(|e| e.snapshot_or_received_at(err.received_at_ms().unwrap_or(now)));
-        let consumed = env.and_then(|e| e.tokens_consumed);
+        let consumed = env.and_then(|e| e.tokens_consumed).map(plausible_charge);
         match err {
             ApiError::NotEnoughTokens(_) => Outcome::Refused { snapshot },
             _ if err.is_refusal() => Outcome::Charged {
@@ -362,7 +370,9 @@ impl Ledger {
                 let Some(r) = self.open.remove(&id) else {
                     return;
                 };
-                *self.charged_by_job.entry(r.job).or_default() += consumed;
+                let consumed = plausible_charge(consumed);
+                let total = self.charged_by_job.entry(r.job).or_default();
+                *total = total.saturating_add(consumed);
                 if let Some(s) = snapshot {
                     self.own_since.push((s, consumed));
                     self.observe(s);
@@ -445,6 +455,45 @@ mod tests {
             refill_in_ms: 60_000 - ts.rem_euclid(60_000),
             refill_rate: rate,
         }
+    }
+
+    /// Regression: `tokensConsumed: 9223372036854775807` twice overflowed
+    /// the per-job sum (a panic in debug builds); a charge is now clamped
+    /// wherever it enters the ledger.
+    #[test]
+    fn an_absurd_charge_is_clamped_not_summed_into_an_overflow() {
+        let server_error = |consumed: i64| -> Result<keepa::Response, keepa::ApiError> {
+            Err(keepa::ApiError::Server(Box::new(
+                keepa::error::ErrorResponse {
+                    status: 500,
+                    envelope: Some(keepa::Envelope {
+                        tokens_consumed: Some(consumed),
+                        ..Default::default()
+                    }),
+                    error: None,
+                    received_at_ms: 0,
+                    excerpt: None,
+                },
+            )))
+        };
+        let big = Outcome::of_call(&server_error(i64::MAX), 5, 0);
+        assert_eq!(big.charged(), Some(keepa::PLAUSIBLE.max_abs_tokens));
+        assert_eq!(Outcome::of_call(&server_error(-7), 5, 0).charged(), Some(0));
+        let mut l = Ledger::default();
+        for _ in 0..3 {
+            let r = l.reserve(JobId(1), 5);
+            l.settle(
+                r,
+                Outcome::Charged {
+                    consumed: i64::MAX,
+                    snapshot: None,
+                },
+            );
+        }
+        assert_eq!(
+            l.charged_by_job()[&JobId(1)],
+            3 * keepa::PLAUSIBLE.max_abs_tokens
+        );
     }
 
     #[test]

@@ -742,9 +742,13 @@ impl LedgerStore for RedisLedger {
 
     fn settle(&mut self, id: ReservationId, outcome: Outcome) -> StoreFuture<()> {
         let f = match outcome {
-            Outcome::Charged { consumed, snapshot } => {
-                self.settle_op("charged", id.0, consumed, 0, snapshot)
-            }
+            Outcome::Charged { consumed, snapshot } => self.settle_op(
+                "charged",
+                id.0,
+                crate::ledger::plausible_charge(consumed),
+                0,
+                snapshot,
+            ),
             Outcome::Refused { snapshot } => self.settle_op("refused", id.0, 0, 0, snapshot),
             Outcome::TimedOut { at } => self.settle_op("timedout", id.0, 0, at, None),
             Outcome::Unsent => self.settle_op("unsent", id.0, 0, 0, None),
