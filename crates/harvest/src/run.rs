@@ -89,7 +89,8 @@ pub struct Summary {
     /// at start + refilled − balance at the end of that window (refill lost
     /// at the bucket cap lowers it).
     pub utilization: f64,
-    /// Requests by outcome (`200`, `429`, `5xx`, `timeout`, …).
+    /// Data requests (deal feed, products) by outcome (`200`, `429`, `5xx`,
+    /// `timeout`, …); the free `/token` calls are not counted.
     pub requests_by_status: BTreeMap<String, u64>,
     /// 429 answers to this run's requests.
     pub own_429: u64,
