@@ -12,10 +12,13 @@ use crate::cli::LogFormat;
 /// replaces progress bars when stderr is not a terminal).
 const DEFAULT_FILTER: &str = "warn,harvest=info,keepa_harvest=info";
 
+/// The filter when `RUST_LOG` is unset and the user asked for quiet output.
+const QUIET_FILTER: &str = "warn";
+
 /// Installs the global subscriber.
-pub(crate) fn init(format: LogFormat) -> anyhow::Result<()> {
-    let filter =
-        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER));
+pub(crate) fn init(format: LogFormat, quiet: bool) -> anyhow::Result<()> {
+    let default = if quiet { QUIET_FILTER } else { DEFAULT_FILTER };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::stderr().is_terminal())

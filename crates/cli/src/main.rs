@@ -16,7 +16,7 @@ use clap::Parser;
 
 fn main() -> std::process::ExitCode {
     let cli = cli::Cli::parse();
-    if let Err(err) = logging::init(cli.global.log_format) {
+    if let Err(err) = logging::init(cli.global.log_format, cli.command.quiet()) {
         eprintln!("error: cannot set up logging: {err:#}");
         return exit::Status::Internal.into();
     }

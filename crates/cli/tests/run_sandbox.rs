@@ -89,9 +89,11 @@ fn sandbox_args(config: &Path, db: &Path) -> Vec<String> {
     .collect()
 }
 
+/// Runs to the end with the default log filter (`RUST_LOG` removed).
 fn run_to_end(args: &[String]) -> std::process::Output {
     let mut child = Command::new(bin())
         .args(args)
+        .env_remove("RUST_LOG")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -275,6 +277,14 @@ async fn a_second_run_stores_nothing_twice_and_spends_only_on_refresh() {
     );
     assert!(s["deals_stored"].as_u64().unwrap() >= 60);
     assert_eq!(s["own_429"], 0);
+    // --quiet: the final summary on stdout, and no info logs on stderr.
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.starts_with("stored "), "{stdout}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !stderr.contains(" INFO "),
+        "--quiet printed info logs:\n{stderr}"
+    );
     let (first, _) = deals(&db).await;
 
     let out = run_to_end(&args);

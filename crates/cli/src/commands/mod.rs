@@ -37,6 +37,12 @@ impl Command {
         matches!(self, Command::Run(_))
     }
 
+    /// Whether the user asked for quiet output (`run --quiet`): logs then
+    /// default to warnings and errors only.
+    pub(crate) fn quiet(&self) -> bool {
+        matches!(self, Command::Run(args) if args.quiet)
+    }
+
     /// Runs the command to completion.
     pub(crate) async fn run(&self, global: &GlobalArgs) -> anyhow::Result<()> {
         let ctx = Context::new(global)?;

@@ -70,9 +70,10 @@ pub(crate) struct RunArgs {
     /// Sandbox: hours before the start over which the backlog is spread (at most 12).
     #[arg(long, value_name = "H", default_value_t = SandboxSettings::default().backlog_hours)]
     sandbox_backlog_hours: f64,
-    /// No progress bars or progress lines.
+    /// No progress bars, progress lines or info logs: warnings, errors and
+    /// the final summary only (`RUST_LOG` still overrides the log filter).
     #[arg(long)]
-    quiet: bool,
+    pub(crate) quiet: bool,
 }
 
 impl RunArgs {
