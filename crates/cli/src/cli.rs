@@ -30,7 +30,7 @@ pub(crate) struct GlobalArgs {
     #[arg(long, global = true, value_name = "PATH")]
     pub(crate) key_file: Option<PathBuf>,
 
-    /// Keepa server to talk to (a fake one, a proxy) [default: https://api.keepa.com]
+    /// Keepa server to talk to (a fake one, a proxy) [default: `https://api.keepa.com`]
     #[arg(long, global = true, value_name = "URL")]
     pub(crate) base_url: Option<String>,
 

@@ -3,7 +3,7 @@
 //!
 //! Each function takes arbitrary bytes along the path a run takes: a feed
 //! page or a product answer through the client's decoding, the model and
-//! [`extract`](crate::extract) into rows and rule fields, then the rules of
+//! [`extract`] into rows and rule fields, then the rules of
 //! the built-in pipeline; or a configuration file through
 //! [`RunConfig::from_toml_str`]. They return nothing and never panic; the
 //! cargo-fuzz targets in `fuzz/` at the repository root run them under

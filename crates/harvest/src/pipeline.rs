@@ -2,11 +2,11 @@
 //!
 //! [`Shared`] holds what every job shares: the budget's gate, the client,
 //! the cost model, the store, the configuration, the metrics and the stop
-//! signal. [`Shared::send`] is the only function that calls Keepa: it asks
+//! signal. `Shared::send` is the only function that calls Keepa: it asks
 //! the gate first, settles the permit with what the server said, records a
 //! [`RequestRow`], and retries (429: after the gate's exact wait; 5xx,
 //! broken connections, undecodable bodies: a bounded number of times with
-//! backoff in server time). [`Shared::process`] pushes a list of deals
+//! backoff in server time). `Shared::process` pushes a list of deals
 //! through the stages: free deal filter → product stats → offers → store.
 //!
 //! Guarantees:
