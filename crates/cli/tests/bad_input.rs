@@ -9,12 +9,12 @@
 //! the library level (harvest/tests/config_errors.rs); every request rule
 //! (keepa/tests/request_validation.rs).
 
-mod support;
+mod common;
 
 use std::path::Path;
 
+use common::{finish, run, temp_dir, Fake};
 use harvest::store::{Batch, DealRow, Store};
-use support::{finish, run, temp_dir, Fake};
 
 const SUITE: &str = "bad";
 
@@ -307,12 +307,12 @@ async fn a_read_only_database_exits_2_before_any_work_and_keeps_its_rows() {
     // runs as nobody (from a copy nobody can reach, if need be).
     let root = is_root();
     let bin = if root {
-        support::bin_for_anyone(&dir)
+        common::bin_for_anyone(&dir)
     } else {
-        support::bin()
+        common::bin()
     };
     let as_user = |args: &[&str]| {
-        let mut cmd = support::command_of(&bin, args);
+        let mut cmd = common::command_of(&bin, args);
         cmd.current_dir(&dir);
         if root {
             cmd.uid(NOBODY).gid(NOBODY);
@@ -414,8 +414,8 @@ async fn an_invalid_key_exits_3_and_an_expired_one_too_without_the_key_and_witho
 
 #[test]
 fn a_server_answering_html_exits_5_naming_what_came_back() {
-    let ok_html = support::html_server("200 OK");
-    let bad_gateway = support::html_server("502 Bad Gateway");
+    let ok_html = common::html_server("200 OK");
+    let bad_gateway = common::html_server("502 Bad Gateway");
     for (addr, needle) in [
         (
             ok_html,
@@ -468,7 +468,7 @@ fn a_server_answering_html_exits_5_naming_what_came_back() {
 #[test]
 fn an_absurd_envelope_is_shown_not_a_panic() {
     let body = r#"{"timestamp":-9223372036854775808,"tokensLeft":-9223372036854775808,"refillIn":-9223372036854775808,"refillRate":9223372036854775807,"tokensConsumed":-9223372036854775808}"#;
-    let addr = support::answering("200 OK", "application/json", body.to_string());
+    let addr = common::answering("200 OK", "application/json", body.to_string());
     let out = run(
         &["api", "token", "--base-url", &format!("http://{addr}")],
         Some("k"),

@@ -13,7 +13,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{FakeServer, Running};
+use common::{FakeServer, Outcome, Running};
 use serde_json::Value;
 
 const TARGET: u64 = 200;
@@ -93,7 +93,11 @@ async fn a_run_under_every_fault_reaches_its_target_with_bounded_retries() {
         &args,
         &[("KEEPA_API_KEY", key.as_str()), ("RUST_LOG", "warn")],
     );
-    let (status, log) = run.wait_exit(Duration::from_secs(420));
+    let Outcome {
+        status,
+        stderr: log,
+        ..
+    } = run.wait(Duration::from_secs(420));
     assert!(status.success(), "{status}\n{log}");
     assert!(!log.contains("panicked"), "{log}");
     let stats = server.stats();

@@ -14,7 +14,7 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use common::{http_get, Running};
+use common::{http_get, Outcome, Running};
 
 use harvest::store::{ExportFormat, Store};
 
@@ -74,7 +74,11 @@ async fn stop_with(sig: &str, dir: &Path) -> (PathBuf, Vec<String>) {
     let mut run = Running::start(&args(&db, &summary, &[]));
     run.wait_deals(20, Duration::from_secs(30));
     run.signal(sig);
-    let (status, log) = run.wait_exit(Duration::from_secs(45));
+    let Outcome {
+        status,
+        stderr: log,
+        ..
+    } = run.wait(Duration::from_secs(45));
     assert_eq!(status.code(), Some(130), "{sig}: {status:?}\n{log}");
     assert!(log.contains("stopping"), "{sig}: no stop notice:\n{log}");
 
@@ -104,7 +108,11 @@ async fn sigint_exits_130_with_summary_and_the_next_start_resumes() {
         &summary,
         &["--target-deals", &target.to_string()],
     ));
-    let (status, log) = run.wait_exit(Duration::from_secs(120));
+    let Outcome {
+        status,
+        stderr: log,
+        ..
+    } = run.wait(Duration::from_secs(120));
     assert!(status.success(), "{status:?}\n{log}");
     let after = stored_asins(&db).await;
     let unique: BTreeSet<_> = after.iter().collect();
@@ -178,7 +186,11 @@ async fn metrics_endpoint_serves_prometheus_text_without_the_key() {
     assert!(other.starts_with("HTTP/1.1 404"), "{other}");
 
     run.signal("-INT");
-    let (status, log) = run.wait_exit(Duration::from_secs(45));
+    let Outcome {
+        status,
+        stderr: log,
+        ..
+    } = run.wait(Duration::from_secs(45));
     assert_eq!(status.code(), Some(130), "{status:?}\n{log}");
     // The endpoint is gone once the run has ended.
     assert!(TcpStream::connect_timeout(&addr, Duration::from_secs(2)).is_err());

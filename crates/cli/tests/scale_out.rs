@@ -12,7 +12,7 @@ mod common;
 use std::process::Command;
 use std::time::Duration;
 
-use common::{bin, FakeServer, Running};
+use common::{bin, FakeServer, Outcome, Running};
 use serde_json::Value;
 use sqlx::Connection as _;
 
@@ -246,7 +246,11 @@ async fn three_processes_share_one_key_reach_the_target_and_fetch_nothing_twice(
     assert_eq!(products["products"].as_array().unwrap().len(), 2);
 
     for (i, r) in runs.drain(..).enumerate() {
-        let (status, log) = r.wait_exit(RUN_DEADLINE);
+        let Outcome {
+            status,
+            stderr: log,
+            ..
+        } = r.wait(RUN_DEADLINE);
         assert!(status.success(), "process {i}: {status}\n{log}");
     }
     let stats = s.server.stats();
@@ -386,14 +390,22 @@ async fn a_killed_process_blocks_nothing_and_restarts_without_help() {
     }
 
     for (i, r) in others.into_iter().enumerate() {
-        let (status, log) = r.wait_exit(RUN_DEADLINE);
+        let Outcome {
+            status,
+            stderr: log,
+            ..
+        } = r.wait(RUN_DEADLINE);
         assert!(status.success(), "process {}: {status}\n{log}", i + 1);
     }
     let deals = s.db.scalar("SELECT COUNT(*) FROM deals").await;
     assert!(deals >= TARGET as i64, "{deals} deals stored");
 
     // Restarted with the same command, it needs nothing from anyone.
-    let (status, log) = s.start(0, "warn").wait_exit(RUN_DEADLINE);
+    let Outcome {
+        status,
+        stderr: log,
+        ..
+    } = s.start(0, "warn").wait(RUN_DEADLINE);
     assert!(status.success(), "restart: {status}\n{log}");
     let stats = s.server.stats();
     // At most the request in flight at the kill was paid twice.

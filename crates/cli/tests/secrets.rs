@@ -9,14 +9,14 @@
 //! (`api_commands.rs` checks the same for single `api` calls and
 //! `run_shutdown.rs` the sandbox's own key in the metrics text.)
 
-mod support;
+mod common;
 
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
-use support::{command, files_under, finish, http_get, temp_dir, Fake, Running};
+use common::{command, files_under, finish, http_get, temp_dir, Fake, Running};
 
 const SUITE: &str = "secrets";
 
@@ -83,7 +83,9 @@ fn a_faulty_harvest_leaks_the_key_nowhere() {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     let mut run = Running::new(cmd.spawn().unwrap());
-    let addr = metrics_addr(&run.wait_line("metrics at http://", Duration::from_secs(60)));
+    let addr = metrics_addr(&run.wait_line(Duration::from_secs(60), |l| {
+        l.contains("metrics at http://")
+    }));
     // Work stored and at least one injected fault seen and logged by the
     // client (its error message is where a URL would leak), then one scrape.
     let (mut stored, mut failed) = (0, false);
@@ -215,7 +217,9 @@ fn the_metrics_endpoint_binds_loopback_by_default() {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     let mut run = Running::new(cmd.spawn().unwrap());
-    let addr = metrics_addr(&run.wait_line("metrics at http://", Duration::from_secs(60)));
+    let addr = metrics_addr(&run.wait_line(Duration::from_secs(60), |l| {
+        l.contains("metrics at http://")
+    }));
     assert!(addr.ip().is_loopback(), "bound to {addr}");
     assert_ne!(addr.port(), 0);
     assert!(http_get(addr, "/metrics").starts_with("HTTP/1.1 200"));
