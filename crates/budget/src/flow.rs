@@ -209,7 +209,7 @@ impl Lookahead {
 
     /// The first refill step after `t`.
     pub fn next_step_after(&self, t: Millis) -> Millis {
-        self.anchor + ((t - self.anchor).div_euclid(STEP) + 1) * STEP
+        keepa::tokens::step_after(self.anchor, t)
     }
 
     /// Refill steps in `(anchor − STEP, t]`, minus one: `S(t)`.

@@ -744,9 +744,7 @@ fn not_before_a_step(
         .any(|d| soon(d) && waiting.contains_key(&d.job));
     match (until, &loaded.view) {
         (Some(t), Some(view)) if t <= now + 1 && idle_overdue && !asking => {
-            let anchor = view.bucket.next_refill_at();
-            let step = crate::policy::STEP;
-            Some(anchor + ((now - anchor).div_euclid(step) + 1) * step)
+            Some(view.bucket.refill_step_after(now))
         }
         _ => until,
     }

@@ -40,6 +40,12 @@ use crate::envelope::TokenSnapshot;
 /// Milliseconds between refill steps.
 pub const REFILL_INTERVAL_MS: i64 = 60_000;
 
+/// The first refill step strictly after `t`, for steps every
+/// [`REFILL_INTERVAL_MS`] through `anchor`.
+pub fn step_after(anchor: i64, t: i64) -> i64 {
+    anchor + ((t - anchor).div_euclid(REFILL_INTERVAL_MS) + 1) * REFILL_INTERVAL_MS
+}
+
 /// The largest balance the bucket holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum BucketCap {
@@ -230,6 +236,12 @@ impl TokenBucket {
         self.next_refill_at
     }
 
+    /// The first refill step strictly after `t` (on this bucket's phase;
+    /// `t` may lie before or after [`Self::next_refill_at`]).
+    pub fn refill_step_after(&self, t: i64) -> i64 {
+        step_after(self.next_refill_at, t)
+    }
+
     /// Milliseconds from `now` to the next refill step (after advancing to `now`).
     pub fn refill_in(&self, now: i64) -> i64 {
         (self.next_refill_at - now).max(0)
@@ -389,6 +401,15 @@ mod tests {
 
     fn bucket(rate: i64, start: Option<i64>) -> TokenBucket {
         TokenBucket::new(RateSchedule::constant(rate), BucketCap::default(), start, 0)
+    }
+
+    #[test]
+    fn the_step_after_is_strictly_later_on_the_anchor_phase() {
+        let a = 90_000;
+        assert_eq!(step_after(a, 0), 30_000);
+        assert_eq!(step_after(a, 89_999), 90_000);
+        assert_eq!(step_after(a, 90_000), 150_000);
+        assert_eq!(step_after(a, 200_000), 210_000);
     }
 
     #[test]
