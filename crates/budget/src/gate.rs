@@ -185,7 +185,8 @@ impl Clock for ManualClock {
 
 /// Calls Keepa's free `/token` endpoint.
 pub trait TokenSync: Send + Sync + 'static {
-    /// The envelope of one `/token` call, if it succeeded.
+    /// The token state of one `/token` call, if its answer carried one
+    /// (an error's body included).
     fn sync(&self) -> Pin<Box<dyn Future<Output = Option<TokenSnapshot>> + Send + '_>>;
 }
 
@@ -193,10 +194,11 @@ pub trait TokenSync: Send + Sync + 'static {
 impl TokenSync for keepa::Client {
     fn sync(&self) -> Pin<Box<dyn Future<Output = Option<TokenSnapshot>> + Send + '_>> {
         Box::pin(async move {
-            self.send(&keepa::request::Request::token())
-                .await
-                .ok()
-                .and_then(|r| r.snapshot())
+            // Any answer's envelope is the server's state (a 429 or 5xx too).
+            match self.send(&keepa::request::Request::token()).await {
+                Ok(r) => r.snapshot(),
+                Err(e) => e.snapshot(),
+            }
         })
     }
 }

@@ -90,10 +90,11 @@ impl Outcome {
             }
             Err(e) => e,
         };
-        let env = err.envelope().copied();
-        let snapshot =
-            env.and_then(|e| e.snapshot_or_received_at(err.received_at_ms().unwrap_or(now)));
-        let consumed = env.and_then(|e| e.tokens_consumed).map(plausible_charge);
+        let snapshot = err.snapshot();
+        let consumed = err
+            .envelope()
+            .and_then(|e| e.tokens_consumed)
+            .map(plausible_charge);
         match err {
             ApiError::NotEnoughTokens(_) => Outcome::Refused { snapshot },
             _ if err.is_refusal() => Outcome::Charged {

@@ -177,9 +177,7 @@ async fn first_token_state(
         let snapshot = match &answer {
             Ok(resp) => resp.snapshot(),
             // /token is always answered; a 429 still carries the state.
-            Err(e @ keepa::ApiError::NotEnoughTokens(_)) => e.envelope().and_then(|env| {
-                env.snapshot_or_received_at(e.received_at_ms().unwrap_or_else(|| sh.now()))
-            }),
+            Err(e @ keepa::ApiError::NotEnoughTokens(_)) => e.snapshot(),
             Err(_) => None,
         };
         let err = match answer {

@@ -240,6 +240,14 @@ impl ApiError {
         }
     }
 
+    /// The token state the error's body carried, its arrival time standing
+    /// in for a missing `timestamp` (like [`crate::Response::snapshot`]);
+    /// `None` without an envelope or with an implausible one.
+    pub fn snapshot(&self) -> Option<crate::TokenSnapshot> {
+        self.envelope()?
+            .snapshot_or_received_at(self.received_at_ms()?)
+    }
+
     /// Whether Keepa refused the request itself (400, 402, 404, 405): sending
     /// it again unchanged will not help.
     pub fn is_refusal(&self) -> bool {
@@ -292,3 +300,44 @@ pub enum BuildError {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("invalid Keepa API key: {0}")]
 pub struct InvalidApiKey(pub &'static str);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_error_snapshot_takes_the_arrival_for_a_missing_timestamp() {
+        let err = |timestamp| {
+            ApiError::NotEnoughTokens(Box::new(ErrorResponse {
+                status: 429,
+                envelope: Some(Envelope {
+                    timestamp,
+                    tokens_left: Some(-3),
+                    refill_in: Some(4_000),
+                    refill_rate: Some(20),
+                    ..Default::default()
+                }),
+                error: None,
+                received_at_ms: 1_000,
+                excerpt: None,
+            }))
+        };
+        let s = err(None).snapshot().unwrap();
+        assert_eq!(
+            (s.timestamp_ms, s.tokens_left, s.refill_in_ms),
+            (1_000, -3, 4_000)
+        );
+        assert_eq!(err(Some(900)).snapshot().unwrap().timestamp_ms, 900);
+        assert_eq!(
+            ApiError::NotEnoughTokens(Box::new(ErrorResponse {
+                status: 429,
+                envelope: None,
+                error: None,
+                received_at_ms: 1_000,
+                excerpt: None,
+            }))
+            .snapshot(),
+            None
+        );
+    }
+}
