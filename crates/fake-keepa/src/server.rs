@@ -1201,6 +1201,8 @@ async fn keepa_route(
         return reject(StatusCode::BAD_REQUEST, err);
     };
     let spec = &shared.settings.faults;
+    // The instant an answer is ready (never before the request arrived).
+    let answer_at = || shared.clock.now_ms().max(now);
     let finish = |status: StatusCode,
                   consumed: i64,
                   payload: Option<Map<String, Value>>,
@@ -1212,7 +1214,7 @@ async fn keepa_route(
         // The envelope is the account as of the moment it is written, with
         // that moment as its timestamp: a newer timestamp always holds every
         // charge an older one does (clients rely on "newest wins").
-        let at = shared.clock.now_ms().max(now);
+        let at = answer_at();
         a.sync(at, spec);
         let env = shared.envelope(Some(a), at, consumed, started);
         match (payload, err) {
@@ -1225,12 +1227,9 @@ async fn keepa_route(
             (None, None) => Value::Object(env),
         }
     };
+    // `finish` brings the account up to the answer's instant itself.
     if let Some(status) = draw.server_error {
         lock(&shared.books).faults.server_errors += 1;
-        {
-            let mut books = lock(&shared.books);
-            books.accounts[idx].sync(now, spec);
-        }
         let err = ApiError {
             status,
             kind: "internalServerError",
@@ -1241,10 +1240,7 @@ async fn keepa_route(
     }
     let work = match validate(shared, endpoint, method, q, body) {
         Ok(w) => w,
-        Err(e) => {
-            lock(&shared.books).accounts[idx].sync(now, spec);
-            return plain(e.status, finish(e.status, 0, None, Some(e)));
-        }
+        Err(e) => return plain(e.status, finish(e.status, 0, None, Some(e))),
     };
     // Cheap refusal first: no work for a request that cannot run.
     {
@@ -1266,7 +1262,7 @@ async fn keepa_route(
         let a = &mut books.accounts[idx];
         // Charged when the answer is ready, at that instant (a slow answer
         // does not charge in the past, behind requests that came after it).
-        let at = shared.clock.now_ms().max(now);
+        let at = answer_at();
         a.sync(at, spec);
         if matches!(work, Work::Token) {
             true
