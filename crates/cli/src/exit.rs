@@ -1,4 +1,4 @@
-//! The one place where outcomes become exit codes (see `shared/docs/CLI.md`).
+//! The one place where outcomes become exit codes (the table in the README).
 //!
 //! Commands return `anyhow::Error`s; [`classify`] walks each error's chain
 //! for a typed cause: [`keepa::ApiError`], [`keepa::ValidationError`],

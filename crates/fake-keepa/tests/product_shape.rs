@@ -10,7 +10,7 @@ use serde_json::Value;
 
 const FIXTURE: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/../../../shared/fixtures/keepa/product_B0D8W1YVBX.json"
+    "/../../fixtures/keepa/product_B0D8W1YVBX.json"
 );
 
 fn keys(v: &Value) -> BTreeSet<String> {

@@ -72,7 +72,7 @@ pub struct RunOptions {
     pub drain_timeout: std::time::Duration,
 }
 
-/// What `run --summary-json` writes: exactly the keys of `shared/docs/CLI.md`.
+/// What `run --summary-json` writes: the keys the README documents.
 #[derive(Debug, Clone, Default, Serialize, PartialEq)]
 pub struct Summary {
     /// Deals this run stored (passed the whole pipeline), distinct ASINs.

@@ -1,6 +1,6 @@
 //! Cost prediction: what a request will cost, learned online from `tokensConsumed`.
 //!
-//! The rules (`shared/docs/KEEPA_API.md` §4), per request:
+//! The rules (`docs/KEEPA_API.md` §4), per request:
 //!
 //! | endpoint | cost |
 //! |---|---|

@@ -1,6 +1,6 @@
 //! Validated request builders: a bad request is refused before it costs a token.
 //!
-//! Each builder checks every rule of `shared/docs/KEEPA_API.md` §4 in
+//! Each builder checks every rule of `docs/KEEPA_API.md` §4 in
 //! `build()` and returns a [`Request`], or a [`ValidationError`] that names
 //! the parameter and the rule. A [`Request`] is plain data: endpoint, method,
 //! query parameters (never the key; the client adds it), an optional JSON

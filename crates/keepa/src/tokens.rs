@@ -1,7 +1,7 @@
 //! Keepa's token bucket, as one model shared by the fake server, the
 //! simulator and the budget's projection.
 //!
-//! The rules (see `shared/docs/KEEPA_API.md` §1 and `shared/workloads/README.md`):
+//! The rules (see `docs/KEEPA_API.md` §1 and `workloads/README.md`):
 //!
 //! - Refill is a **step**: every 60 s the balance grows by the refill rate
 //!   `R` in force at that instant. The first step lands 60 s after the bucket

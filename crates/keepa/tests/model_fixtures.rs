@@ -1,4 +1,4 @@
-//! The wire model against real Keepa responses (shared/fixtures/keepa), a
+//! The wire model against real Keepa responses (fixtures/keepa), a
 //! hand-written deal, malformed input, and the fake server.
 
 use keepa::model::{
@@ -8,11 +8,11 @@ use keepa::KeepaMinutes;
 
 const SINGLE: &str = include_str!(concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/../../../shared/fixtures/keepa/product_B0D8W1YVBX.json"
+    "/../../fixtures/keepa/product_B0D8W1YVBX.json"
 ));
 const PAIR: &str = include_str!(concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/../../../shared/fixtures/keepa/products_B0D8W1YVBX_B0F7XPYCSJ_sanitized.json"
+    "/../../fixtures/keepa/products_B0D8W1YVBX_B0F7XPYCSJ_sanitized.json"
 ));
 
 #[test]

@@ -1,4 +1,4 @@
-//! Runs every workload in `shared/workloads/` under every policy and prints
+//! Runs every workload in `workloads/` under every policy and prints
 //! one line each, with the simulation speed.
 //!
 //! `cargo run --release -p sim --example run_all [-- FILTER]`
@@ -6,7 +6,7 @@
 use std::time::Instant;
 
 fn main() {
-    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/workloads");
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../workloads");
     let filter = std::env::args().nth(1).unwrap_or_default();
     let mut files: Vec<_> = std::fs::read_dir(dir)
         .expect("workloads dir")

@@ -47,7 +47,7 @@ pub struct PipelineReport {
     pub tokens_spent: BTreeMap<String, i64>,
 }
 
-/// A simulation's result. Keys as in `shared/workloads/README.md`, plus a few.
+/// A simulation's result. Keys as in `workloads/README.md`, plus a few.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Report {
     /// Workload name.

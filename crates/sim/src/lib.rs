@@ -2,7 +2,7 @@
 //! ([`keepa::tokens::TokenBucket`], the model the fake server enforces),
 //! the jobs of a workload, and the **real** [`budget`] policies deciding.
 //!
-//! - [`workload`]: the TOML files of `shared/workloads/` (schema in its README).
+//! - [`workload`]: the TOML files of `workloads/` (schema in its README).
 //! - [`engine`]: the event loop and the [`Report`].
 //! - [`frontier`]: the best any policy can do.
 //! - [`chart`]: balance and deals over time, per policy, as SVG.

@@ -1,4 +1,4 @@
-//! Workload files (`shared/workloads/*.toml`; schema in its README).
+//! Workload files (`workloads/*.toml`; schema in its README).
 
 use std::path::Path;
 

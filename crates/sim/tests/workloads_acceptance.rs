@@ -6,7 +6,7 @@ macro_rules! workload {
     ($name:literal) => {
         Workload::from_file(concat!(
             env!("CARGO_MANIFEST_DIR"),
-            "/../../../shared/workloads/",
+            "/../../workloads/",
             $name
         ))
         .expect($name)
@@ -179,7 +179,7 @@ fn reports_carry_every_key_the_readme_lists() {
 
 #[test]
 fn every_workload_file_parses() {
-    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/workloads");
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../workloads");
     let mut n = 0;
     for e in std::fs::read_dir(dir).unwrap() {
         let p = e.unwrap().path();

@@ -19,7 +19,7 @@ pub(crate) enum Command {
     Api(api::ApiArgs),
     /// The Keepa-compatible fake server (prints `listening on http://ADDR` first).
     FakeKeepa(fake_keepa::FakeKeepaArgs),
-    /// Run a workload through the simulator (report keys: shared/workloads/README.md).
+    /// Run a workload through the simulator (report keys: workloads/README.md).
     Simulate(simulate::SimulateArgs),
     /// How long will it take? One sentence (or --json).
     Estimate(estimate::EstimateArgs),

@@ -13,7 +13,7 @@ use crate::exit::usage;
 /// Flags of `simulate`.
 #[derive(Debug, clap::Args)]
 pub(crate) struct SimulateArgs {
-    /// Workload file (see shared/workloads/README.md).
+    /// Workload file (see workloads/README.md).
     #[arg(long, value_name = "FILE")]
     workload: PathBuf,
     /// Policy: flow (default), controlled-deficit, wait-for-max.
