@@ -126,8 +126,17 @@ pub struct Response {
     pub received_at_ms: i64,
     /// Time from sending to the whole body being read.
     pub elapsed: Duration,
+    /// How many times faster than real time the server's clock runs, when
+    /// the server says so ([`TIME_SCALE_HEADER`]: fake-keepa on a fast
+    /// clock); `None` from Keepa, whose `timestamp` is wall time.
+    pub server_time_scale: Option<f64>,
     body: Vec<u8>,
 }
+
+/// The header in which a fake server on a fast clock announces its time
+/// scale (Keepa never sends it): a positive finite number, `600` for one
+/// real second per ten server minutes.
+pub const TIME_SCALE_HEADER: &str = "x-fake-keepa-time-scale";
 
 impl fmt::Debug for Response {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -136,6 +145,7 @@ impl fmt::Debug for Response {
             .field("envelope", &self.envelope)
             .field("received_at_ms", &self.received_at_ms)
             .field("elapsed", &self.elapsed)
+            .field("server_time_scale", &self.server_time_scale)
             .field("body_bytes", &self.body.len())
             .finish()
     }
@@ -344,12 +354,21 @@ impl Client {
         let response = builder.send().await.map_err(|e| self.map_error(e, None))?;
         let received_at_ms = unix_ms_now();
         let status = response.status().as_u16();
+        let time_scale = response
+            .headers()
+            .get(TIME_SCALE_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .filter(|s| s.is_finite() && *s > 0.0);
         let bytes = response
             .bytes()
             .await
             .map_err(|e| self.map_error(e, Some((status, received_at_ms))))?;
         let elapsed = started.elapsed();
-        let outcome = classify(&self.key, status, bytes.to_vec(), received_at_ms, elapsed);
+        let mut outcome = classify(&self.key, status, bytes.to_vec(), received_at_ms, elapsed);
+        if let Ok(r) = &mut outcome {
+            r.server_time_scale = time_scale;
+        }
         match &outcome {
             Ok(r) => tracing::debug!(
                 request = %what,
@@ -441,6 +460,7 @@ fn classify(
                 envelope,
                 received_at_ms,
                 elapsed,
+                server_time_scale: None,
                 body,
             }),
             Err(e) => Err(ApiError::Undecodable {

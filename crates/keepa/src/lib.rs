@@ -43,7 +43,7 @@ pub mod request;
 pub mod time;
 pub mod tokens;
 
-pub use client::{ApiKey, Client, ClientBuilder, Response};
+pub use client::{ApiKey, Client, ClientBuilder, Response, TIME_SCALE_HEADER};
 pub use cost::{CostModel, CostPrediction};
 pub use domain::Domain;
 pub use envelope::{Envelope, TokenSnapshot, PLAUSIBLE};
