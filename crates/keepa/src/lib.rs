@@ -10,6 +10,8 @@
 //!   [`TokenSnapshot`]).
 //! - [`tokens`]: Keepa's bucket (refill step, cap, admission rule) as one
 //!   pure model, shared by the fake server, the simulator and the budget.
+//! - [`clock`]: server time ([`clock::Clock`]), scaled or moved by hand;
+//!   the one clock abstraction of the project.
 //! - [`time`]: Keepa minutes ([`KeepaMinutes`]), both directions.
 //! - [`domain`]: marketplaces ([`Domain`]).
 //! - [`model`]: products, stats, offers, deals, sellers, csv histories.
@@ -33,6 +35,7 @@
 #![warn(missing_docs, missing_debug_implementations, unreachable_pub)]
 
 pub mod client;
+pub mod clock;
 pub mod cost;
 pub mod domain;
 pub mod envelope;
