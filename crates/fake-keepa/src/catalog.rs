@@ -19,6 +19,7 @@
 //! - Every deal event of the feed is written into the history of its price
 //!   type: a drop at the deal's minute, a recovery one to five days later.
 
+use keepa::KeepaMinutes;
 use rand::Rng;
 
 use crate::rng::{coprime_multiplier, hash, mod_inverse, rng, unit};
@@ -587,7 +588,7 @@ impl Catalog {
 
     /// Keepa minute of the catalog's anchor (the server start).
     pub(crate) fn anchor_min(&self) -> i64 {
-        self.schedule.start_ms.div_euclid(60_000) - keepa::time::KEEPA_EPOCH_OFFSET_MINUTES
+        KeepaMinutes::from_unix_ms(self.schedule.start_ms).0
     }
 
     pub(crate) fn summary(&self, index: u32) -> Summary {
@@ -677,9 +678,8 @@ impl Catalog {
         // Smallest k >= first with k ≡ r (mod n).
         let mut k = first + (r - first).rem_euclid(n);
         let mut out = Vec::new();
-        let epoch = keepa::time::KEEPA_EPOCH_OFFSET_MINUTES;
         while let Some(t_ms) = self.schedule.time_ms(k) {
-            let t_min = t_ms.div_euclid(60_000) - epoch;
+            let t_min = KeepaMinutes::from_unix_ms(t_ms).0;
             if t_min > at_min {
                 break;
             }
@@ -708,7 +708,7 @@ impl Catalog {
                         * 4.0
                         * MINUTES_PER_DAY as f64) as i64;
                 if let Some(next) = self.schedule.time_ms(k + n) {
-                    rec = rec.min(((next - t_ms) / 60_000 / 2).max(1));
+                    rec = rec.min((KeepaMinutes::minutes_between(t_ms, next) / 2).max(1));
                 }
                 out.push(DealHit {
                     k,
