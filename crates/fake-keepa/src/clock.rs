@@ -17,6 +17,14 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 pub trait Clock: Send + Sync + fmt::Debug + 'static {
     /// Server time now, Unix milliseconds.
     fn now_ms(&self) -> i64;
+
+    /// Server milliseconds per real millisecond, if this clock follows real
+    /// time at a fixed speed; `None` (the default) if it does not, like a
+    /// [`ManualClock`]. The server announces a speed other than 1 in every
+    /// Keepa answer (`x-fake-keepa-time-scale`).
+    fn time_scale(&self) -> Option<f64> {
+        None
+    }
 }
 
 /// Wall time run `scale` times faster from a starting instant:
@@ -62,6 +70,10 @@ impl Clock for ScaledClock {
         let elapsed = self.started.elapsed().as_secs_f64() * 1000.0 * self.scale;
         self.start_unix_ms
             .saturating_add(elapsed.min(i64::MAX as f64 / 2.0) as i64)
+    }
+
+    fn time_scale(&self) -> Option<f64> {
+        Some(self.scale)
     }
 }
 

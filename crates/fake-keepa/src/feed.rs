@@ -273,7 +273,7 @@ impl DealFeed {
     fn build(&self, k: i64) -> Option<DealRecord> {
         let c = &self.catalog;
         let at_ms = c.schedule.time_ms(k)?;
-        let at_min = at_ms.div_euclid(60_000) - keepa::time::KEEPA_EPOCH_OFFSET_MINUTES;
+        let at_min = keepa::KeepaMinutes::from_unix_ms(at_ms).0;
         let index = c.event_product(k);
         let p = c.product(index, at_min);
         let price_type = p.hits.iter().find(|h| h.k == k)?.price_type;

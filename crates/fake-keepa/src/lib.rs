@@ -59,6 +59,12 @@
 //!   expired key (402), unknown key (400), parameters (400), tokens (429).
 //! - **Bodies are gzip** with `Content-Encoding: gzip`, always (Keepa does
 //!   not negotiate); `/_fake/*` answers are gzip only when asked.
+//! - **The time scale is announced**: on a scaled clock not running at
+//!   real time ([`FakeKeepaBuilder::time_scale`] ≠ 1), every answer of a
+//!   Keepa endpoint, errors included, carries the header
+//!   [`keepa::TIME_SCALE_HEADER`] (`x-fake-keepa-time-scale: 600`), which
+//!   `keepa::Client` reads into `Response::server_time_scale`; real time and
+//!   a [`clock::ManualClock`] send none (see [`clock::Clock::time_scale`]).
 //! - **Deterministic**: the same seed and start time give the same
 //!   catalog, feed and fault sequence (faults are drawn in arrival order).
 //!

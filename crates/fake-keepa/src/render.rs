@@ -243,22 +243,7 @@ pub(crate) fn product_json(
         .collect();
     let now = p.at_min;
     let last_update = if opt.refreshed { now } else { p.last_update };
-    let from = opt.days.map(|d| now - d.max(0) * MINUTES_PER_DAY);
-    let csv = if opt.history {
-        Value::Array(
-            p.csv
-                .iter()
-                .enumerate()
-                .map(|(ty, s)| s.as_deref().map_or(Value::Null, |s| flatten(ty, s, from)))
-                .collect(),
-        )
-    } else {
-        Value::Null
-    };
-    let sales_ranks = match (&p.csv[SALES], opt.history) {
-        (Some(r), true) => json!({ s.root.to_string(): flatten(SALES, r, from) }),
-        _ => Value::Null,
-    };
+    let (csv, sales_ranks) = history_json(p, opt);
     let last_price_change = [AMAZON, NEW, USED]
         .iter()
         .filter_map(|&i| p.csv[i].as_ref().and_then(|s| s.last().map(|&(t, _)| t)))
@@ -327,45 +312,72 @@ pub(crate) fn product_json(
         },
     );
     m.insert("offersSuccessful".into(), json!(offers.is_some()));
-    match offers {
-        Some(list) => {
-            let arr: Vec<Value> = list
-                .iter()
-                .enumerate()
-                .map(|(i, o)| offer_json(i, o, now, opt.stock))
-                .collect();
-            m.insert("offers".into(), Value::Array(arr));
-            m.insert(
-                "liveOffersOrder".into(),
-                json!((0..list.len()).collect::<Vec<_>>()),
-            );
-        }
-        None => {
-            m.insert("liveOffersOrder".into(), Value::Null);
-        }
-    }
+    insert_offers(&mut m, offers, now, opt.stock);
     if opt.buybox || offers.is_some() {
-        let bb = p.csv[BUY_BOX_SHIPPING].as_deref().unwrap_or_default();
-        let amazon = p.csv[AMAZON].as_deref().unwrap_or_default();
-        let hist: Vec<String> = bb
-            .iter()
-            .flat_map(|&(t, v)| {
-                let who = if v < 0 {
-                    "-1".to_string()
-                } else if crate::catalog::value_at(amazon, t) == v {
-                    AMAZON_SELLER_ID.to_string()
-                } else {
-                    catalog.seller_id(
-                        (crate::rng::hash(catalog.seed, 77, t as u64)
-                            % u64::from(catalog.params.sellers)) as u32,
-                    )
-                };
-                [t.to_string(), who]
-            })
-            .collect();
+        let hist = buy_box_seller_history(catalog, p);
         m.insert("buyBoxSellerIdHistory".into(), json!(hist));
     }
     Value::Object(m)
+}
+
+/// `csv` and `salesRanks`: the histories (from `days` back if asked), or
+/// `null` with `history=0`.
+fn history_json(p: &ProductData, opt: &ProductOptions) -> (Value, Value) {
+    if !opt.history {
+        return (Value::Null, Value::Null);
+    }
+    let from = opt.days.map(|d| p.at_min - d.max(0) * MINUTES_PER_DAY);
+    let csv = p
+        .csv
+        .iter()
+        .enumerate()
+        .map(|(ty, s)| s.as_deref().map_or(Value::Null, |s| flatten(ty, s, from)))
+        .collect();
+    let sales_ranks = match &p.csv[SALES] {
+        Some(r) => json!({ p.summary.root.to_string(): flatten(SALES, r, from) }),
+        None => Value::Null,
+    };
+    (Value::Array(csv), sales_ranks)
+}
+
+/// `offers` and `liveOffersOrder` (`null` without `offers=`).
+fn insert_offers(m: &mut Map<String, Value>, offers: Option<&[OfferData]>, now: i64, stock: bool) {
+    let Some(list) = offers else {
+        m.insert("liveOffersOrder".into(), Value::Null);
+        return;
+    };
+    let arr: Vec<Value> = list
+        .iter()
+        .enumerate()
+        .map(|(i, o)| offer_json(i, o, now, stock))
+        .collect();
+    m.insert("offers".into(), Value::Array(arr));
+    m.insert(
+        "liveOffersOrder".into(),
+        json!((0..list.len()).collect::<Vec<_>>()),
+    );
+}
+
+/// `buyBoxSellerIdHistory`: `[time, seller id, …]` at every buy box change,
+/// Amazon's id when Amazon's price is the buy box, `-1` when there is none.
+fn buy_box_seller_history(catalog: &Catalog, p: &ProductData) -> Vec<String> {
+    let bb = p.csv[BUY_BOX_SHIPPING].as_deref().unwrap_or_default();
+    let amazon = p.csv[AMAZON].as_deref().unwrap_or_default();
+    bb.iter()
+        .flat_map(|&(t, v)| {
+            let who = if v < 0 {
+                "-1".to_string()
+            } else if crate::catalog::value_at(amazon, t) == v {
+                AMAZON_SELLER_ID.to_string()
+            } else {
+                catalog.seller_id(
+                    (crate::rng::hash(catalog.seed, 77, t as u64)
+                        % u64::from(catalog.params.sellers)) as u32,
+                )
+            };
+            [t.to_string(), who]
+        })
+        .collect()
 }
 
 /// A seller object, as `/seller` returns it inside `sellers`.

@@ -6,7 +6,7 @@ use common::*;
 use std::time::Duration;
 
 use fake_keepa::clock::ManualClock;
-use fake_keepa::FaultSpec;
+use fake_keepa::{FakeKeepa, FaultSpec};
 use keepa::client::{ApiKey, Client};
 use keepa::error::ApiError;
 use keepa::request::{DealSelection, ProductRequest, Request};
@@ -245,4 +245,43 @@ async fn products_served_twice_in_the_same_shape_are_counted() {
     client.send(&stats(&asins[1..3])).await.unwrap();
     let k = server.stats().key(KEY).unwrap().clone();
     assert_eq!((k.products_served, k.products_served_again), (5, 1));
+}
+
+/// A server on a fast clock says so in every Keepa answer, and the client
+/// reads it; a hand-moved clock or real time announces nothing.
+#[tokio::test]
+async fn the_client_reads_the_servers_time_scale() {
+    let fast = FakeKeepa::builder()
+        .keys([KEY])
+        .start_unix_ms(START_MS)
+        .time_scale(600.0)
+        .start()
+        .await
+        .unwrap();
+    let client = keepa_client(&fast.base_url(), Duration::from_secs(30));
+    let token = client.send(&Request::token()).await.unwrap();
+    assert_eq!(token.server_time_scale, Some(600.0));
+    let asins = fast.book_asins(1);
+    let product = ProductRequest::asins(Domain::Com, asins).build().unwrap();
+    let answer = client.send(&product).await.unwrap();
+    assert_eq!(answer.server_time_scale, Some(600.0));
+    fast.shutdown().await;
+
+    let real = FakeKeepa::builder()
+        .keys([KEY])
+        .start_unix_ms(START_MS)
+        .start()
+        .await
+        .unwrap();
+    let client = keepa_client(&real.base_url(), Duration::from_secs(30));
+    let token = client.send(&Request::token()).await.unwrap();
+    assert_eq!(token.server_time_scale, None);
+    real.shutdown().await;
+
+    let clock = ManualClock::new(START_MS);
+    let manual = builder(&clock).start().await.unwrap();
+    let client = keepa_client(&manual.base_url(), Duration::from_secs(30));
+    let token = client.send(&Request::token()).await.unwrap();
+    assert_eq!(token.server_time_scale, None);
+    manual.shutdown().await;
 }

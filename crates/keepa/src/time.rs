@@ -46,6 +46,20 @@ impl KeepaMinutes {
     pub fn to_unix_secs(self) -> i64 {
         self.to_unix_ms() / 1000
     }
+
+    /// Whole minutes from `from_unix_ms` to `to_unix_ms`, rounded toward
+    /// zero (negative when `to` is earlier); saturates instead of overflowing.
+    /// A span, not a point: unlike subtracting two [`KeepaMinutes`], it does
+    /// not depend on where the minute boundaries fall.
+    ///
+    /// ```
+    /// use keepa::time::KeepaMinutes;
+    /// assert_eq!(KeepaMinutes::minutes_between(30_000, 150_000), 2);
+    /// assert_eq!(KeepaMinutes::minutes_between(0, 119_999), 1);
+    /// ```
+    pub fn minutes_between(from_unix_ms: i64, to_unix_ms: i64) -> i64 {
+        to_unix_ms.saturating_sub(from_unix_ms) / MS_PER_MINUTE
+    }
 }
 
 impl std::fmt::Display for KeepaMinutes {
@@ -85,6 +99,19 @@ mod tests {
         assert_eq!(
             KeepaMinutes::from_unix_ms(i64::MIN),
             KeepaMinutes(i64::MIN.div_euclid(60_000) - KEEPA_EPOCH_OFFSET_MINUTES)
+        );
+    }
+
+    #[test]
+    fn minutes_between_truncates_toward_zero_and_saturates() {
+        assert_eq!(KeepaMinutes::minutes_between(0, 59_999), 0);
+        assert_eq!(KeepaMinutes::minutes_between(0, 60_000), 1);
+        assert_eq!(KeepaMinutes::minutes_between(59_999, 120_000), 1);
+        assert_eq!(KeepaMinutes::minutes_between(60_000, 0), -1);
+        assert_eq!(KeepaMinutes::minutes_between(119_999, 0), -1);
+        assert_eq!(
+            KeepaMinutes::minutes_between(i64::MIN, i64::MAX),
+            i64::MAX / 60_000
         );
     }
 
