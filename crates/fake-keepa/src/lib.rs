@@ -9,7 +9,8 @@
 //! ```
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), fake_keepa::FakeError> {
-//! use fake_keepa::{clock::ManualClock, FakeKeepa};
+//! use fake_keepa::FakeKeepa;
+//! use keepa::clock::ManualClock;
 //!
 //! let clock = ManualClock::new(1_750_000_000_000);
 //! let server = FakeKeepa::builder()
@@ -64,7 +65,8 @@
 //!   Keepa endpoint, errors included, carries the header
 //!   [`keepa::TIME_SCALE_HEADER`] (`x-fake-keepa-time-scale: 600`), which
 //!   `keepa::Client` reads into `Response::server_time_scale`; real time and
-//!   a [`clock::ManualClock`] send none (see [`clock::Clock::time_scale`]).
+//!   a [`ManualClock`](keepa::clock::ManualClock) send none (see
+//!   [`Clock::time_scale`](keepa::clock::Clock::time_scale)).
 //! - **Deterministic**: the same seed and start time give the same
 //!   catalog, feed and fault sequence (faults are drawn in arrival order).
 //!
@@ -126,13 +128,11 @@
 //!
 //! # Modules
 //!
-//! - [`clock`]: the [`clock::Clock`] trait, scaled and manual clocks.
 //! - [`faults`]: the fault spec (`"5xx=0.05,latency=20ms..2s,…"`).
 //! - [`stats`]: what the server counted, per key.
 #![warn(missing_docs, missing_debug_implementations, unreachable_pub)]
 
 mod catalog;
-pub mod clock;
 pub mod faults;
 mod feed;
 mod render;
@@ -149,9 +149,9 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 pub use catalog::CatalogParams;
-use clock::{Clock, ScaledClock};
 pub use faults::FaultSpec;
 pub use feed::{DEAL_PRICE_TYPES, PAGE_SIZE, PAGING_CAP};
+use keepa::clock::{Clock, ScaledClock};
 pub use stats::{KeyStats, RefillRecord, ServerStats};
 
 /// Why the server could not start.
@@ -270,7 +270,7 @@ impl FakeKeepaBuilder {
     }
 
     /// Uses this clock instead of a scaled wall clock (tests: a
-    /// [`clock::ManualClock`]). The server starts at the clock's current time.
+    /// [`ManualClock`](keepa::clock::ManualClock)). The server starts at the clock's current time.
     pub fn clock(mut self, clock: impl Clock) -> Self {
         self.clock = Some(Arc::new(clock));
         self

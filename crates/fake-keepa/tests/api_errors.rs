@@ -3,8 +3,8 @@
 
 mod common;
 use common::*;
-use fake_keepa::clock::ManualClock;
 use fake_keepa::FaultSpec;
+use keepa::clock::ManualClock;
 
 fn error_type(a: &Answer) -> &str {
     a.json["error"]["type"].as_str().unwrap_or("")

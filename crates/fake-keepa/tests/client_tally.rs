@@ -5,9 +5,9 @@ mod common;
 use common::*;
 use std::time::Duration;
 
-use fake_keepa::clock::ManualClock;
 use fake_keepa::{FakeKeepa, FaultSpec};
 use keepa::client::{ApiKey, Client};
+use keepa::clock::ManualClock;
 use keepa::error::ApiError;
 use keepa::request::{DealSelection, ProductRequest, Request};
 use keepa::Domain;

@@ -3,7 +3,7 @@
 
 mod common;
 use common::*;
-use fake_keepa::clock::ManualClock;
+use keepa::clock::ManualClock;
 use serde_json::{json, Value};
 
 async fn deal_page(c: &reqwest::Client, base: &str, sel: &Value) -> Answer {

@@ -5,7 +5,7 @@ mod common;
 use common::*;
 use std::collections::BTreeSet;
 
-use fake_keepa::clock::ManualClock;
+use keepa::clock::ManualClock;
 use serde_json::Value;
 
 const FIXTURE: &str = concat!(

@@ -2,7 +2,7 @@
 
 mod common;
 use common::*;
-use fake_keepa::clock::{Clock, ManualClock};
+use keepa::clock::{Clock, ManualClock};
 
 #[tokio::test]
 async fn refill_adds_exactly_r_per_minute_and_caps() {

@@ -28,11 +28,11 @@ use serde_json::{json, Map, Value};
 use tokio::sync::watch;
 
 use crate::catalog::Catalog;
-use crate::clock::Clock;
 use crate::faults::FaultSpec;
 use crate::feed::DealFeed;
 use crate::stats::ServerStats;
 use accounts::{Account, Books};
+use keepa::clock::Clock;
 pub(crate) use transport::serve;
 
 /// How the server was configured, resolved.

@@ -4,8 +4,8 @@
 
 use std::io::Read;
 
-use fake_keepa::clock::ManualClock;
 use fake_keepa::{FakeKeepa, FakeKeepaBuilder};
+use keepa::clock::ManualClock;
 use serde_json::Value;
 
 /// A fixed start: 2025-06-15T15:06:40Z.
