@@ -99,8 +99,8 @@ impl ClientSettings {
 }
 
 impl Plan {
-    /// The API key: an error only if the command needed one and none was
-    /// found (then [`Context::plan`] has already refused).
+    /// The API key; without one (a plan for a command that calls no
+    /// Keepa, or for the sandbox) the usual "no Keepa API key" error.
     pub(crate) fn key(&self) -> anyhow::Result<ApiKey> {
         self.key.clone().ok_or_else(no_key)
     }

@@ -22,8 +22,10 @@
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
 //! use harvest::{clock::ScaledClock, config::RunConfig, metrics::Metrics, run, store::Store, RunOptions};
+//! use harvest::run::EnvelopeTruth;
 //! use keepa::{ApiKey, Client};
 //! let key = ApiKey::new(std::env::var("KEEPA_API_KEY")?)?;
+//! let metrics = Metrics::new();
 //! let (_stop_tx, stop) = tokio::sync::watch::channel(false);
 //! let report = run(RunConfig::load("harvest.toml".as_ref())?, RunOptions {
 //!     client: Client::builder(key).build()?,
@@ -33,8 +35,8 @@
 //!     target_deals: Some(100),
 //!     until_ms: None,
 //!     shutdown: stop,
-//!     truth: None, // token figures from the envelopes
-//!     metrics: Metrics::new(),
+//!     truth: Some(std::sync::Arc::new(EnvelopeTruth::new(metrics.clone()))), // token figures from the envelopes
+//!     metrics,
 //!     drain_timeout: std::time::Duration::from_secs(30),
 //! }).await;
 //! println!("{}", report.summary.human());

@@ -2,10 +2,11 @@
 //! to stdout; one line on stderr gives predicted cost, charged cost, tokens
 //! left, refill rate and time to the next refill (a JSON object with `--json`).
 //!
-//! With `--ledger redis://…` the call first takes a permit from the key's
-//! shared budget (as an interactive one-off: ahead of bulk work, for at most
-//! `--max-wait`) and settles it with what Keepa answered, so it never
-//! spends tokens the harvest processes on the key are counting on.
+//! With `--ledger redis://…` (or `ledger` in the config file) the call
+//! first takes a permit from the key's shared budget (as an interactive
+//! one-off: ahead of bulk work, for at most `--max-wait`) and settles it
+//! with what Keepa answered, so it never spends tokens the harvest
+//! processes on the key are counting on.
 
 use std::path::Path;
 use std::time::Duration;
