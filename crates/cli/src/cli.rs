@@ -55,9 +55,10 @@ pub(crate) struct GlobalArgs {
     #[arg(long, global = true, value_name = "URL")]
     pub(crate) ledger: Option<String>,
 
-    /// The server's clock runs this many times faster than real time (a
-    /// fake Keepa started with --time-scale); time is then read from its
-    /// first envelope [default: 1, Keepa's wall time]
+    /// Override: the server's clock runs this many times faster than real
+    /// time. A fake Keepa on a fast clock announces its scale in its /token
+    /// answers, and `run` and `api` adopt it without this flag [default:
+    /// the server's announcement, else 1: Keepa's wall time]
     #[arg(long, global = true, value_name = "X")]
     pub(crate) server_time_scale: Option<f64>,
 }

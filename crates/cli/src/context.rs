@@ -1,46 +1,173 @@
-//! Turns global flags, the config file and the environment into what
-//! commands use: the API key and a ready [`keepa::Client`].
+//! Turns global flags, a command's own flags, the environment and the
+//! config file (parsed once, [`FileConfig`]) into one [`Plan`]: what the
+//! command runs with. Precedence, for every setting: flags, then the
+//! environment (`KEEPA_API_KEY`), then the config file, then defaults.
 
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use anyhow::Context as _;
+use harvest::config::RunConfig;
 use keepa::client::{ApiKey, Client};
 
 use crate::cli::GlobalArgs;
-use crate::config::Config;
+use crate::config::FileConfig;
 use crate::exit::usage;
+use crate::sandbox::SandboxSettings;
 
 /// The environment variable holding the API key.
 pub(crate) const KEY_ENV: &str = "KEEPA_API_KEY";
 
-/// Everything a command needs from the global flags.
+/// The database without `--db` or `db` in the config file.
+pub(crate) const DEFAULT_DB: &str = "keepa-harvest.db";
+
+/// The ledger without `--ledger` or `ledger` in the config file.
+const DEFAULT_LEDGER: &str = "memory";
+
+/// The global flags and the config file, read once per process.
 #[derive(Debug)]
 pub(crate) struct Context {
-    /// The config file (or defaults).
-    pub(crate) config: Config,
     /// `--json`.
     pub(crate) json: bool,
+    file: FileConfig,
     global: GlobalArgs,
 }
 
+/// A command's own flags, as far as they override shared settings.
+#[derive(Debug, Default)]
+pub(crate) struct CommandFlags {
+    /// `--db`.
+    pub(crate) db: Option<String>,
+    /// `--target-deals`.
+    pub(crate) target_deals: Option<u64>,
+    /// `--metrics-addr`.
+    pub(crate) metrics_addr: Option<SocketAddr>,
+    /// `--policy`.
+    pub(crate) policy: Option<String>,
+    /// `--sandbox`, with its settings: the server and its key are in-process.
+    pub(crate) sandbox: Option<SandboxSettings>,
+    /// The command calls Keepa (with the configured key) unless sandboxed.
+    pub(crate) needs_key: bool,
+}
+
+/// Everything a command runs with, resolved.
+#[derive(Debug)]
+pub(crate) struct Plan {
+    /// The harvest's own settings (`--policy` applied).
+    pub(crate) run: RunConfig,
+    /// Database: a SQLite path or a `postgres://` URL.
+    pub(crate) db: String,
+    /// Ledger: `memory` or a `redis://` URL.
+    pub(crate) ledger: String,
+    /// The API key, when the command needs one and is not sandboxed.
+    pub(crate) key: Option<ApiKey>,
+    /// Where to serve Prometheus metrics.
+    pub(crate) metrics_addr: Option<SocketAddr>,
+    /// Stop once this many deals are stored (`--target-deals`, else the
+    /// config's `backfill.target_deals`).
+    pub(crate) target_deals: Option<u64>,
+    /// `--sandbox`, validated.
+    pub(crate) sandbox: Option<SandboxSettings>,
+    /// How to reach Keepa.
+    pub(crate) client: ClientSettings,
+    /// `--server-time-scale`: overrides the scale a fake server announces.
+    pub(crate) server_time_scale: Option<f64>,
+}
+
+/// How to reach Keepa: `--base-url`/`--timeout`, else the config file's,
+/// else the client's defaults.
+#[derive(Debug, Clone)]
+pub(crate) struct ClientSettings {
+    base_url: String,
+    timeout: Option<Duration>,
+    connect_timeout: Option<Duration>,
+}
+
+impl ClientSettings {
+    /// A client for this server with `key`.
+    pub(crate) fn build(&self, key: ApiKey) -> anyhow::Result<Client> {
+        let mut builder = Client::builder(key).base_url(self.base_url.clone());
+        if let Some(t) = self.timeout {
+            builder = builder.timeout(t);
+        }
+        if let Some(t) = self.connect_timeout {
+            builder = builder.connect_timeout(t);
+        }
+        builder.build().context("setting up the Keepa client")
+    }
+}
+
+impl Plan {
+    /// The API key; without one (a plan for a command that calls no
+    /// Keepa, or for the sandbox) the usual "no Keepa API key" error.
+    pub(crate) fn key(&self) -> anyhow::Result<ApiKey> {
+        self.key.clone().ok_or_else(no_key)
+    }
+
+    /// A client for the configured server and key.
+    pub(crate) fn keepa_client(&self) -> anyhow::Result<Client> {
+        self.client.build(self.key()?)
+    }
+}
+
 impl Context {
-    /// Loads the config file named by the flags.
+    /// Reads the config file named by the flags (once).
     pub(crate) fn new(global: &GlobalArgs) -> anyhow::Result<Context> {
         Ok(Context {
-            config: Config::load_optional(global.config.as_deref())?,
+            file: FileConfig::load_optional(global.config.as_deref())?,
             json: global.json,
             global: global.clone(),
         })
     }
 
-    /// The `--config` file, if one was given.
-    pub(crate) fn config_path(&self) -> Option<&Path> {
-        self.global.config.as_deref()
+    /// The plan for a command with `flags`. Refuses, as usage errors: an
+    /// unknown `--policy`, `--target-deals 0`, bad sandbox settings, a
+    /// shared ledger with `--sandbox`, and a missing key the command needs.
+    pub(crate) fn plan(&self, flags: CommandFlags) -> anyhow::Result<Plan> {
+        let file = &self.file;
+        let mut run = file.run.clone();
+        if let Some(name) = &flags.policy {
+            run.budget.policy = budget::PolicyKind::by_name(name, budget::SeedRules::default())
+                .map_err(|e| usage(e.to_string()))?;
+        }
+        let ledger = (self.global.ledger.clone())
+            .or_else(|| file.ledger.clone())
+            .unwrap_or_else(|| DEFAULT_LEDGER.to_string());
+        if flags.target_deals == Some(0) {
+            return Err(usage("--target-deals must be at least 1"));
+        }
+        if let Some(s) = &flags.sandbox {
+            check_sandbox(s, &ledger)?;
+        }
+        let key = match flags.needs_key && flags.sandbox.is_none() {
+            true => Some(self.api_key()?),
+            false => None,
+        };
+        Ok(Plan {
+            target_deals: flags.target_deals.or(run.backfill.target_deals),
+            run,
+            db: (flags.db)
+                .or_else(|| file.db.clone())
+                .unwrap_or_else(|| DEFAULT_DB.to_string()),
+            ledger,
+            key,
+            metrics_addr: flags.metrics_addr.or(file.metrics_addr),
+            sandbox: flags.sandbox,
+            client: ClientSettings {
+                base_url: (self.global.base_url.clone())
+                    .or_else(|| file.base_url.clone())
+                    .unwrap_or_else(|| keepa::client::DEFAULT_BASE_URL.to_string()),
+                timeout: self.global.timeout.or(file.timeout),
+                connect_timeout: file.connect_timeout,
+            },
+            server_time_scale: self.global.server_time_scale,
+        })
     }
 
     /// The API key: `--key-file`, else `KEEPA_API_KEY`, else the config's
-    /// `key_file`. The key itself never appears in an error.
-    pub(crate) fn api_key(&self) -> anyhow::Result<ApiKey> {
+    /// `key_file`, else its `key`. The key itself never appears in an error.
+    fn api_key(&self) -> anyhow::Result<ApiKey> {
         if let Some(path) = &self.global.key_file {
             return read_key_file(path);
         }
@@ -50,70 +177,33 @@ impl Context {
                     .map_err(|e| usage(format!("{KEY_ENV} holds an invalid key: {}", e.0)));
             }
         }
-        if let Some(path) = &self.config.key_file {
+        if let Some(path) = &self.file.key_file {
             return read_key_file(path);
         }
-        Err(usage(format!(
-            "no Keepa API key: set {KEY_ENV} or pass --key-file PATH"
-        )))
+        self.file.key.clone().ok_or_else(no_key)
     }
+}
 
-    /// The base URL: `--base-url`, else the config's, else Keepa's.
-    pub(crate) fn base_url(&self) -> String {
-        self.global
-            .base_url
-            .clone()
-            .or_else(|| self.config.base_url.clone())
-            .unwrap_or_else(|| keepa::client::DEFAULT_BASE_URL.to_string())
+/// The sandbox's plan must be positive, and its server is its own: a
+/// shared ledger would count another server's tokens.
+fn check_sandbox(s: &SandboxSettings, ledger: &str) -> anyhow::Result<()> {
+    if !(s.refill_per_minute > 0 && s.time_scale.is_finite() && s.time_scale > 0.0) {
+        return Err(usage(
+            "--sandbox-refill-per-minute and --sandbox-time-scale must be positive",
+        ));
     }
+    if ledger != DEFAULT_LEDGER {
+        return Err(usage(
+            "--ledger: a shared ledger needs a shared server; --sandbox runs its own (start `keepa-harvest fake-keepa` and point --base-url at it)",
+        ));
+    }
+    Ok(())
+}
 
-    /// `--ledger`, if given.
-    pub(crate) fn ledger(&self) -> Option<&str> {
-        self.global.ledger.as_deref()
-    }
-
-    /// Server time for the budget: the wall clock against Keepa, or, with
-    /// `--server-time-scale X`, a clock running X times faster from the
-    /// `timestamp` of one free `/token` call.
-    pub(crate) async fn server_clock(
-        &self,
-        client: &Client,
-    ) -> anyhow::Result<harvest::clock::ScaledClock> {
-        let Some(scale) = self.global.server_time_scale else {
-            return Ok(harvest::clock::ScaledClock::wall());
-        };
-        if !(scale.is_finite() && scale > 0.0) {
-            return Err(usage(format!(
-                "--server-time-scale {scale}: must be a positive number"
-            )));
-        }
-        let resp = client
-            .send(&keepa::request::Request::token())
-            .await
-            .context("reading the server's clock (GET /token)")?;
-        let now = resp
-            .envelope
-            .timestamp
-            .ok_or_else(|| anyhow::anyhow!("the server's /token answer has no timestamp"))?;
-        Ok(harvest::clock::ScaledClock::scaled(now, scale))
-    }
-
-    /// A client for the configured server and key.
-    pub(crate) fn client(&self) -> anyhow::Result<Client> {
-        self.client_with(self.api_key()?)
-    }
-
-    /// A client for the configured server with `key`.
-    pub(crate) fn client_with(&self, key: ApiKey) -> anyhow::Result<Client> {
-        let mut builder = Client::builder(key).base_url(self.base_url());
-        if let Some(t) = self.global.timeout.or(self.config.timeout) {
-            builder = builder.timeout(t);
-        }
-        if let Some(t) = self.config.connect_timeout {
-            builder = builder.connect_timeout(t);
-        }
-        builder.build().context("setting up the Keepa client")
-    }
+fn no_key() -> anyhow::Error {
+    usage(format!(
+        "no Keepa API key: set {KEY_ENV} or pass --key-file PATH"
+    ))
 }
 
 fn read_key_file(path: &PathBuf) -> anyhow::Result<ApiKey> {

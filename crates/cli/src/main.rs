@@ -6,11 +6,13 @@
 //! `commands/`.
 
 mod cli;
+mod clock;
 mod commands;
 mod config;
 mod context;
 mod exit;
 mod logging;
+mod sandbox;
 
 use clap::Parser;
 

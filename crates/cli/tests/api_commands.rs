@@ -1,6 +1,8 @@
 //! `keepa-harvest api …` against a tiny local Keepa stub: output, cost line,
 //! exit codes, and the key nowhere in sight.
 
+mod common;
+
 use std::net::SocketAddr;
 use std::process::{Command, Output};
 
@@ -56,21 +58,7 @@ async fn stub(uri: Uri, body: String) -> Response {
 /// Starts the stub on its own thread and runtime; it lives until the test
 /// process ends.
 fn start_stub() -> SocketAddr {
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async move {
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-            tx.send(listener.local_addr().unwrap()).unwrap();
-            axum::serve(listener, Router::new().fallback(stub))
-                .await
-                .unwrap();
-        });
-    });
-    rx.recv().unwrap()
+    common::serve_stub(Router::new().fallback(stub))
 }
 
 fn run(args: &[&str], key: Option<&str>) -> Output {

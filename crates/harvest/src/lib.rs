@@ -9,8 +9,8 @@
 //! - [`pipeline`]: the only code that calls Keepa, always through a budget
 //!   permit; never pays twice for a product the store knows.
 //! - [`extract`]: the one module reading Keepa's deal and product objects.
-//! - [`sandbox`]: the in-process fake Keepa behind `run --sandbox`.
 //! - [`config`], [`store`]: the TOML configuration and the database.
+//! - [`clock`]: server time for the budget, scaled for a fast fake server.
 //! - [`fuzz`]: the parse entry points the fuzz targets and the no-panic
 //!   tests drive with arbitrary bytes.
 //!
@@ -21,19 +21,22 @@
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
-//! use harvest::{config::RunConfig, metrics::Metrics, run, store::Store, RunOptions, Sandbox, SandboxSettings};
-//! let sandbox = Sandbox::start(SandboxSettings::default()).await?;
+//! use harvest::{clock::ScaledClock, config::RunConfig, metrics::Metrics, run, store::Store, RunOptions};
+//! use harvest::run::EnvelopeTruth;
+//! use keepa::{ApiKey, Client};
+//! let key = ApiKey::new(std::env::var("KEEPA_API_KEY")?)?;
+//! let metrics = Metrics::new();
 //! let (_stop_tx, stop) = tokio::sync::watch::channel(false);
-//! let report = run(RunConfig::default_config(), RunOptions {
-//!     client: sandbox.client()?,
-//!     clock: sandbox.clock(),
+//! let report = run(RunConfig::load("harvest.toml".as_ref())?, RunOptions {
+//!     client: Client::builder(key).build()?,
+//!     clock: ScaledClock::wall(), // Keepa's time is wall time
 //!     store: Store::open("harvest.db").await?,
 //!     ledger: Default::default(), // in this process; or a shared Redis ledger
 //!     target_deals: Some(100),
 //!     until_ms: None,
 //!     shutdown: stop,
-//!     truth: Some(sandbox.truth()),
-//!     metrics: Metrics::new(),
+//!     truth: Some(std::sync::Arc::new(EnvelopeTruth::new(metrics.clone()))), // token figures from the envelopes
+//!     metrics,
 //!     drain_timeout: std::time::Duration::from_secs(30),
 //! }).await;
 //! println!("{}", report.summary.human());
@@ -51,9 +54,7 @@ pub mod jobs;
 pub mod metrics;
 pub mod pipeline;
 pub mod run;
-pub mod sandbox;
 pub mod store;
 
 pub use error::HarvestError;
 pub use run::{run, RunOptions, RunReport, Summary};
-pub use sandbox::{Sandbox, SandboxSettings};

@@ -11,6 +11,7 @@ use keepa::request::Request;
 use keepa::{Client, CostModel};
 use serde::Serialize;
 use tokio::sync::watch;
+use tokio::task::JoinSet;
 
 use crate::clock::ScaledClock;
 use crate::config::RunConfig;
@@ -221,45 +222,19 @@ async fn first_token_state(
 
 /// Runs the harvest until the target, the deadline, the shutdown signal, a
 /// run-ending failure, or (with refresh and re-check off) the end of the backfill.
-pub async fn run(cfg: RunConfig, opts: RunOptions) -> RunReport {
+pub async fn run(cfg: RunConfig, mut opts: RunOptions) -> RunReport {
     let wall = Instant::now();
     let clock = opts.clock.clone();
     let start_ms = clock.now();
-    // This run's claims in the store: on SQLite the database itself (one
-    // run per file), on PostgreSQL a connection for advisory locks.
-    let locks = match opts.store.locks().await {
-        Ok(l) => l,
+    let shared = match shared_state(cfg, &mut opts).await {
+        Ok(s) => s,
         Err(e) => {
             return RunReport {
                 summary: Summary::default(),
                 interrupted: false,
-                error: Some(e.into()),
+                error: Some(e),
             }
         }
-    };
-    let gate = Gate::new(
-        cfg.budget.policy,
-        opts.ledger,
-        clock.clone(),
-        Some(Box::new(opts.client.clone())),
-    );
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let stop_tx = Arc::new(stop_tx);
-    let domain = cfg.domain.id();
-    let cfg = Arc::new(cfg);
-    let shared = Shared {
-        gate,
-        client: opts.client.clone(),
-        cost: Arc::new(Mutex::new(CostModel::new())),
-        store: opts.store.clone(),
-        cfg: cfg.clone(),
-        metrics: opts.metrics.clone(),
-        stop: stop_rx.clone(),
-        stop_tx: stop_tx.clone(),
-        claims: Arc::new(Claims::new(locks)),
-        retry: RetryPolicy::default(),
-        domain,
-        target_deals: opts.target_deals,
     };
     let truth = opts.truth.clone();
     let first = truth.as_ref().and_then(|t| t.point());
@@ -267,9 +242,8 @@ pub async fn run(cfg: RunConfig, opts: RunOptions) -> RunReport {
     // The window "while work was pending" ends when the bulk work runs out.
     let window_end: Arc<Mutex<Option<WindowEnd>>> = Arc::default();
 
-    let mut tasks = tokio::task::JoinSet::new();
     let mut shutdown = opts.shutdown.clone();
-    let mut error: Option<HarvestError> = first_token_state(&shared, &mut shutdown).await.err();
+    let error: Option<HarvestError> = first_token_state(&shared, &mut shutdown).await.err();
     let target_met = match opts.target_deals {
         Some(t) => opts
             .store
@@ -279,8 +253,92 @@ pub async fn run(cfg: RunConfig, opts: RunOptions) -> RunReport {
             .unwrap_or(false),
         None => false,
     };
-    let start_jobs = error.is_none();
-    if start_jobs && cfg.backfill.enabled && !target_met {
+    let mut tasks = JoinSet::new();
+    if error.is_none() {
+        spawn_jobs(&mut tasks, &shared, target_met, &window_end, &truth);
+    }
+    let deadline = opts.until_ms.map(|u| start_ms.saturating_add(u));
+    let (interrupted, error) = supervise(
+        tasks,
+        &shared,
+        Supervision {
+            deadline,
+            shutdown,
+            drain_timeout: opts.drain_timeout,
+            error,
+        },
+    )
+    .await;
+    // Jobs without a stop left (only refresh, say) end here too.
+    shared.request_stop();
+
+    let end_ms = clock.now();
+    let m = opts.metrics.snapshot();
+    let last = truth.as_ref().and_then(|t| t.point());
+    let (w_point, w_metrics) = window_end
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone()
+        .unwrap_or((last, m.clone()));
+    let first = first.or_else(|| truth.as_ref().and_then(|t| t.start()));
+    let summary = summarize(
+        &m,
+        &w_metrics,
+        first,
+        w_point,
+        start_ms,
+        end_ms,
+        wall.elapsed().as_secs_f64(),
+    );
+    RunReport {
+        summary,
+        interrupted,
+        error,
+    }
+}
+
+/// What the jobs share: the gate on `opts.clock`, the client, the store,
+/// this run's claims in it (on SQLite the database itself, one run per
+/// file; on PostgreSQL a connection for advisory locks), and the stop.
+/// Takes the ledger out of `opts`.
+async fn shared_state(cfg: RunConfig, opts: &mut RunOptions) -> Result<Shared, HarvestError> {
+    let locks = opts.store.locks().await?;
+    let gate = Gate::new(
+        cfg.budget.policy,
+        std::mem::take(&mut opts.ledger),
+        opts.clock.clone(),
+        Some(Box::new(opts.client.clone())),
+    );
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let domain = cfg.domain.id();
+    Ok(Shared {
+        gate,
+        client: opts.client.clone(),
+        cost: Arc::new(Mutex::new(CostModel::new())),
+        store: opts.store.clone(),
+        cfg: Arc::new(cfg),
+        metrics: opts.metrics.clone(),
+        stop: stop_rx,
+        stop_tx: Arc::new(stop_tx),
+        claims: Arc::new(Claims::new(locks)),
+        retry: RetryPolicy::default(),
+        domain,
+        target_deals: opts.target_deals,
+    })
+}
+
+/// The jobs the configuration turns on. A met target skips the backfill
+/// and the re-check and stops after one refresh run. The backfill records
+/// the token counts when it runs out of work (`window_end`).
+fn spawn_jobs(
+    tasks: &mut JoinSet<(&'static str, Result<(), HarvestError>)>,
+    shared: &Shared,
+    target_met: bool,
+    window_end: &Arc<Mutex<Option<WindowEnd>>>,
+    truth: &Option<Arc<dyn TokenTruth>>,
+) {
+    let cfg = &shared.cfg;
+    if cfg.backfill.enabled && !target_met {
         let sh = shared.clone();
         let we = window_end.clone();
         let tr = truth.clone();
@@ -293,15 +351,15 @@ pub async fn run(cfg: RunConfig, opts: RunOptions) -> RunReport {
             ("backfill", r)
         });
     }
-    if start_jobs && cfg.refresh.enabled {
+    if cfg.refresh.enabled {
         let sh = shared.clone();
         tasks.spawn(async move { ("refresh", jobs::refresh(sh).await) });
     }
-    if start_jobs && cfg.recheck.enabled && !target_met {
+    if cfg.recheck.enabled && !target_met {
         let sh = shared.clone();
         tasks.spawn(async move { ("recheck", jobs::recheck(sh).await) });
     }
-    if start_jobs && target_met {
+    if target_met {
         // Nothing to backfill: one refresh run, then stop.
         let sh = shared.clone();
         tasks.spawn(async move {
@@ -318,10 +376,38 @@ pub async fn run(cfg: RunConfig, opts: RunOptions) -> RunReport {
             }
         });
     }
+}
 
+/// What [`supervise`] watches besides the jobs.
+struct Supervision {
+    /// `--until`, in server time.
+    deadline: Option<i64>,
+    /// The caller's stop signal.
+    shutdown: watch::Receiver<bool>,
+    /// Bound on the drain after a stop, real time.
+    drain_timeout: std::time::Duration,
+    /// A failure before the jobs started.
+    error: Option<HarvestError>,
+}
+
+/// Waits for the jobs: the first failure stops the run, `--until` and the
+/// shutdown signal stop it, and once stopping, requests still in flight
+/// get `drain_timeout` before they are abandoned. Returns whether the
+/// signal stopped it and the first failure.
+async fn supervise(
+    mut tasks: JoinSet<(&'static str, Result<(), HarvestError>)>,
+    shared: &Shared,
+    sv: Supervision,
+) -> (bool, Option<HarvestError>) {
+    let Supervision {
+        deadline,
+        mut shutdown,
+        drain_timeout,
+        mut error,
+    } = sv;
+    let clock = shared.gate.clock().clone();
     let mut interrupted = false;
-    let deadline = opts.until_ms.map(|u| start_ms.saturating_add(u));
-    let mut stop_seen = stop_rx.clone();
+    let mut stop_seen = shared.stop.clone();
     let mut draining = false;
     let mut until_fired = false;
     let drain_deadline = std::cell::Cell::new(None::<tokio::time::Instant>);
@@ -377,7 +463,7 @@ pub async fn run(cfg: RunConfig, opts: RunOptions) -> RunReport {
             }
             _ = stop_seen.wait_for(|s| *s), if !draining => {
                 draining = true;
-                drain_deadline.set(Some(tokio::time::Instant::now() + opts.drain_timeout));
+                drain_deadline.set(Some(tokio::time::Instant::now() + drain_timeout));
             }
             _ = drain_timer => {
                 tracing::warn!("in-flight requests did not finish in time; abandoning them");
@@ -387,32 +473,7 @@ pub async fn run(cfg: RunConfig, opts: RunOptions) -> RunReport {
             }
         }
     }
-    // Jobs without a stop left (only refresh, say) end here too.
-    shared.request_stop();
-
-    let end_ms = clock.now();
-    let m = opts.metrics.snapshot();
-    let last = truth.as_ref().and_then(|t| t.point());
-    let (w_point, w_metrics) = window_end
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .clone()
-        .unwrap_or((last, m.clone()));
-    let first = first.or_else(|| truth.as_ref().and_then(|t| t.start()));
-    let summary = summarize(
-        &m,
-        &w_metrics,
-        first,
-        w_point,
-        start_ms,
-        end_ms,
-        wall.elapsed().as_secs_f64(),
-    );
-    RunReport {
-        summary,
-        interrupted,
-        error,
-    }
+    (interrupted, error)
 }
 
 fn summarize(

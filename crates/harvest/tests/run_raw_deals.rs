@@ -1,10 +1,15 @@
-//! `keep_raw_deals`: a run against the sandbox stores each deal's JSON
-//! exactly as the feed sent it, beside the typed row (absolute deltas included).
+//! `keep_raw_deals`: a run against a fake Keepa on a fast clock (the
+//! settings of `run --sandbox`) stores each deal's JSON exactly as the feed
+//! sent it, beside the typed row (absolute deltas included).
 
+use harvest::clock::ScaledClock;
 use harvest::config::RunConfig;
 use harvest::metrics::Metrics;
 use harvest::store::{ExportFormat, Store};
-use harvest::{run, RunOptions, Sandbox, SandboxSettings};
+use harvest::{run, RunOptions};
+
+const KEY: &str = "RAWDEALSKEY0123456789";
+const TIME_SCALE: f64 = 600.0;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_run_keeps_each_deals_raw_json_when_asked() {
@@ -16,21 +21,36 @@ async fn a_run_keeps_each_deals_raw_json_when_asked() {
             .map_or(0, |d| d.as_nanos())
     ));
     let db = dir.join("h.db").display().to_string();
-    let sandbox = Sandbox::start(SandboxSettings::default()).await.unwrap();
+    let server = fake_keepa::FakeKeepa::builder()
+        .keys([KEY.to_string()])
+        .refill_per_minute(20)
+        .time_scale(TIME_SCALE)
+        .start_unix_ms(1_767_225_600_000 + 7 * 86_400_000)
+        .seed(7)
+        .initial_deals(8_000)
+        .deals_per_hour(300.0)
+        .backlog_window_ms(12 * 3_600_000)
+        .start()
+        .await
+        .unwrap();
+    let client = keepa::Client::builder(keepa::ApiKey::new(KEY).unwrap())
+        .base_url(server.base_url())
+        .build()
+        .unwrap();
     let mut cfg = RunConfig::default_config();
     cfg.keep_raw_deals = true;
     let (_stop_tx, stop) = tokio::sync::watch::channel(false);
     let report = run(
         cfg,
         RunOptions {
-            client: sandbox.client().unwrap(),
-            clock: sandbox.clock(),
+            client,
+            clock: ScaledClock::scaled(server.now_ms(), TIME_SCALE),
             store: Store::open(&db).await.unwrap(),
             ledger: Default::default(),
             target_deals: Some(5),
             until_ms: None,
             shutdown: stop,
-            truth: Some(sandbox.truth()),
+            truth: None,
             metrics: Metrics::new(),
             drain_timeout: std::time::Duration::from_secs(30),
         },
@@ -61,6 +81,6 @@ async fn a_run_keeps_each_deals_raw_json_when_asked() {
         assert!(row["delta_month"].is_i64(), "{row}");
     }
     store.close().await;
-    sandbox.shutdown().await;
+    server.shutdown().await;
     let _ = std::fs::remove_dir_all(dir);
 }

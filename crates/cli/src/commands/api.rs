@@ -2,10 +2,11 @@
 //! to stdout; one line on stderr gives predicted cost, charged cost, tokens
 //! left, refill rate and time to the next refill (a JSON object with `--json`).
 //!
-//! With `--ledger redis://…` the call first takes a permit from the key's
-//! shared budget (as an interactive one-off: ahead of bulk work, for at most
-//! `--max-wait`) and settles it with what Keepa answered, so it never
-//! spends tokens the harvest processes on the key are counting on.
+//! With `--ledger redis://…` (or `ledger` in the config file) the call
+//! first takes a permit from the key's shared budget (as an interactive
+//! one-off: ahead of bulk work, for at most `--max-wait`) and settles it
+//! with what Keepa answered, so it never spends tokens the harvest
+//! processes on the key are counting on.
 
 use std::path::Path;
 use std::time::Duration;
@@ -18,7 +19,7 @@ use keepa::request::{DealSelection, Endpoint, ProductRequest, Request};
 use keepa::{Domain, Envelope};
 use serde_json::json;
 
-use crate::context::Context;
+use crate::context::{CommandFlags, Context, Plan};
 use crate::exit::usage;
 
 /// `api` and its flags.
@@ -111,14 +112,17 @@ impl ApiArgs {
             ApiCommand::Product(args) => args.request()?,
             ApiCommand::Deals(args) => args.request()?,
         };
-        let client = ctx.client()?;
+        let plan = ctx.plan(CommandFlags {
+            needs_key: true,
+            ..CommandFlags::default()
+        })?;
+        let client = plan.keepa_client()?;
         let prediction = CostModel::new().predict(&request);
         let what = request.describe();
-        let permit = match ctx.ledger() {
-            Some(url) if url.trim() != "memory" && request.endpoint() != Endpoint::Token => {
-                Some(self.shared_permit(ctx, &client, url, prediction).await?)
-            }
-            _ => None,
+        let shared = plan.ledger.trim() != "memory" && request.endpoint() != Endpoint::Token;
+        let permit = match shared {
+            true => Some(self.shared_permit(&plan, &client, prediction).await?),
+            false => None,
         };
         tracing::debug!(request = %what, expected = prediction.expected, "calling Keepa");
         let result = client.send(&request).await;
@@ -163,18 +167,19 @@ impl ApiArgs {
 }
 
 impl ApiArgs {
-    /// A permit for one call from the key's shared budget at `url`.
+    /// A permit for one call from the key's shared budget (`plan.ledger`),
+    /// on the server's clock.
     async fn shared_permit(
         &self,
-        ctx: &Context,
+        plan: &Plan,
         client: &keepa::Client,
-        url: &str,
         prediction: CostPrediction,
     ) -> anyhow::Result<(budget::shared::SharedBudget, budget::shared::OneOffPermit)> {
         use budget::redis_ledger::LedgerName;
         use budget::shared::{JobClass, SharedBudget, SharedOptions};
-        let key = ctx.api_key()?;
-        let clock = ctx.server_clock(client).await?;
+        let key = plan.key()?;
+        let url = plan.ledger.as_str();
+        let clock = crate::clock::server_clock(client, plan.server_time_scale).await?;
         let options = SharedOptions {
             clock: Some(clock),
             ..SharedOptions::default()

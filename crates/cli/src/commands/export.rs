@@ -7,8 +7,8 @@ use std::path::PathBuf;
 use anyhow::Context as _;
 use harvest::store::{ExportFormat, StoreError};
 
-use super::status::{open_existing, resolve};
-use crate::context::Context;
+use super::status::open_existing;
+use crate::context::{CommandFlags, Context};
 use crate::exit::usage;
 
 /// Output formats.
@@ -36,8 +36,11 @@ pub(crate) struct ExportArgs {
 
 impl ExportArgs {
     pub(crate) async fn run(&self, ctx: &Context) -> anyhow::Result<()> {
-        let (db, _) = resolve(self.db.as_deref(), ctx)?;
-        let store = open_existing(&db).await?;
+        let plan = ctx.plan(CommandFlags {
+            db: self.db.clone(),
+            ..CommandFlags::default()
+        })?;
+        let store = open_existing(&plan.db).await?;
         let format = match self.format {
             Format::Csv => ExportFormat::Csv,
             Format::Jsonl => ExportFormat::Jsonl,

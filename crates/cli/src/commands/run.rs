@@ -12,18 +12,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use harvest::config::RunConfig;
+use harvest::clock::ScaledClock;
 use harvest::metrics::Metrics;
-use harvest::run::{EnvelopeTruth, RunOptions};
+use harvest::run::{EnvelopeTruth, RunOptions, RunReport, TokenTruth};
 use harvest::store::Store;
-use harvest::{Sandbox, SandboxSettings};
+use keepa::{ApiKey, Client};
 use tokio::sync::watch;
 
-use crate::context::Context;
+use crate::context::{CommandFlags, Context, Plan};
 use crate::exit::{usage, Interrupted};
-
-/// Default database file.
-const DEFAULT_DB: &str = "keepa-harvest.db";
+use crate::sandbox::{Sandbox, SandboxSettings};
 
 /// Keepa time a sandbox run lasts when neither `--target-deals` nor `--until` is given.
 const SANDBOX_DEFAULT_UNTIL: Duration = Duration::from_secs(10 * 3600);
@@ -76,181 +74,128 @@ pub(crate) struct RunArgs {
     pub(crate) quiet: bool,
 }
 
+/// The server a run talks to: the in-process sandbox, or Keepa (or a fake
+/// one) at the configured URL.
+struct Server {
+    client: Client,
+    clock: ScaledClock,
+    key: ApiKey,
+    sandbox: Option<Sandbox>,
+}
+
+impl Server {
+    /// Starts the sandbox, or reads the server's clock (its first `/token`).
+    async fn connect(plan: &Plan) -> anyhow::Result<Server> {
+        if let Some(settings) = &plan.sandbox {
+            let s = Sandbox::start(settings.clone())
+                .await
+                .context("starting the sandbox")?;
+            return Ok(Server {
+                client: s.client()?,
+                clock: s.clock(),
+                key: s.key().clone(),
+                sandbox: Some(s),
+            });
+        }
+        let key = plan.key()?;
+        let client = plan.client.build(key.clone())?;
+        let clock = crate::clock::server_clock(&client, plan.server_time_scale).await?;
+        Ok(Server {
+            client,
+            clock,
+            key,
+            sandbox: None,
+        })
+    }
+
+    /// The summary's token figures: the sandbox's own counts, else the envelopes'.
+    fn truth(&self, metrics: &Arc<Metrics>) -> Arc<dyn TokenTruth> {
+        match &self.sandbox {
+            Some(s) => s.truth(),
+            None => Arc::new(EnvelopeTruth::new(metrics.clone())),
+        }
+    }
+}
+
 impl RunArgs {
     pub(crate) async fn run(&self, ctx: &Context) -> anyhow::Result<()> {
-        let mut cfg = match ctx.config_path() {
-            Some(p) => RunConfig::load(p).map_err(|e| usage(format!("{e}")))?,
-            None => RunConfig::default_config(),
-        };
-        if let Some(name) = &self.policy {
-            cfg.budget.policy = budget::PolicyKind::by_name(name, budget::SeedRules::default())
-                .map_err(|e| usage(e.to_string()))?;
-        }
-        let ledger = ctx
-            .ledger()
-            .map(str::to_string)
-            .or(cfg.ledger.clone())
-            .unwrap_or_else(|| "memory".to_string());
-        if self.target_deals == Some(0) {
-            return Err(usage("--target-deals must be at least 1"));
-        }
-        let target = self.target_deals.or(cfg.backfill.target_deals);
-        let db = self
-            .db
-            .clone()
-            .or(cfg.db.clone())
-            .unwrap_or_else(|| DEFAULT_DB.to_string());
-        let metrics_addr = self.metrics_addr.or(cfg.metrics_addr);
-
-        let sandbox = if self.sandbox {
-            let settings = SandboxSettings {
-                seed: self.seed,
-                refill_per_minute: self.sandbox_refill_per_minute,
-                time_scale: self.sandbox_time_scale,
-                initial_deals: self.sandbox_backlog,
-                deals_per_hour: self.sandbox_deals_per_hour,
-                backlog_hours: self.sandbox_backlog_hours,
-            };
-            if !(settings.refill_per_minute > 0
-                && settings.time_scale.is_finite()
-                && settings.time_scale > 0.0)
-            {
-                return Err(usage(
-                    "--sandbox-refill-per-minute and --sandbox-time-scale must be positive",
-                ));
-            }
-            Some(
-                Sandbox::start(settings)
-                    .await
-                    .context("starting the sandbox")?,
-            )
-        } else {
-            None
-        };
-        let (client, clock, key) = match &sandbox {
-            Some(s) => (s.client()?, s.clock(), s.key().clone()),
-            None => {
-                let key = match (ctx.api_key(), cfg.key.clone()) {
-                    (Ok(k), _) => k,
-                    (Err(_), Some(k)) => k,
-                    (Err(e), None) => return Err(e),
-                };
-                let client = ctx.client_with(key.clone())?;
-                let clock = ctx.server_clock(&client).await?;
-                (client, clock, key)
-            }
-        };
-        if sandbox.is_some() && ledger != "memory" {
-            return Err(usage(
-                "--ledger: a shared ledger needs a shared server; --sandbox runs its own (start `keepa-harvest fake-keepa` and point --base-url at it)",
-            ));
-        }
-        let ledger = budget::AnyLedger::open(&ledger, &key, &cfg.budget.policy)
-            .await
-            .map_err(|e| match e {
-                budget::LedgerError::InvalidName(_)
-                | budget::LedgerError::PolicyConflict { .. } => usage(format!("--ledger: {e}")),
-                other => anyhow::Error::new(other).context("connecting to the shared ledger"),
-            })?;
-        if let budget::AnyLedger::Redis(r) = &ledger {
-            tracing::info!(
-                owner = r.owner(),
-                lease_s = r.lease().as_secs_f64(),
-                "budget: sharing the key's ledger in Redis"
-            );
-        }
-        let until = self.until.or(match (&sandbox, target) {
+        let plan = ctx.plan(self.flags())?;
+        let server = Server::connect(&plan).await?;
+        let ledger = open_ledger(&plan, &server.key).await?;
+        let until = self.until.or(match (&plan.sandbox, plan.target_deals) {
             (Some(_), None) => Some(SANDBOX_DEFAULT_UNTIL),
             _ => None,
         });
-        let store = Store::open(&db)
-            .await
-            .with_context(|| format!("opening the database {}", harvest::store::redact(&db)))?;
+        let store = Store::open(&plan.db).await.with_context(|| {
+            format!("opening the database {}", harvest::store::redact(&plan.db))
+        })?;
         let metrics = Metrics::new();
-        let truth = match &sandbox {
-            Some(s) => s.truth(),
-            None => Arc::new(EnvelopeTruth::new(metrics.clone())),
-        };
-
-        // Signals: the first stops admitting work, the second exits at once.
-        let (shutdown_tx, shutdown_rx) = watch::channel(false);
-        tokio::spawn(async move {
-            let mut count = 0;
-            loop {
-                wait_signal().await;
-                count += 1;
-                if count == 1 {
-                    eprintln!(
-                        "stopping: finishing the requests in flight (Ctrl-C again to quit at once)"
-                    );
-                    let _ = shutdown_tx.send(true);
-                } else {
-                    std::process::exit(130);
-                }
-            }
-        });
-
-        let (stop_metrics_tx, stop_metrics_rx) = watch::channel(false);
-        if let Some(addr) = metrics_addr {
-            let listener = harvest::metrics::bind(addr)
-                .await
-                .map_err(|e| usage(format!("--metrics-addr {addr}: {e}")))?;
-            let bound = listener.local_addr().unwrap_or(addr);
-            tokio::spawn(harvest::metrics::serve(
-                listener,
-                metrics.clone(),
-                stop_metrics_rx.clone(),
-            ));
-            tracing::info!(addr = %bound, "metrics at http://{bound}/metrics");
+        let truth = server.truth(&metrics);
+        let shutdown = spawn_signal_handler();
+        let (stop_tx, stop_rx) = watch::channel(false);
+        if let Some(addr) = plan.metrics_addr {
+            serve_metrics(addr, &metrics, stop_rx.clone()).await?;
         }
-        let progress = if self.quiet || ctx.json {
-            None
-        } else {
-            Some(tokio::spawn(progress_loop(
+        let progress = (!self.quiet && !ctx.json).then(|| {
+            tokio::spawn(progress_loop(
                 metrics.clone(),
-                target,
-                stop_metrics_rx.clone(),
-            )))
-        };
-
-        if let Some(s) = &sandbox {
-            let st = s.settings();
+                plan.target_deals,
+                stop_rx.clone(),
+            ))
+        });
+        if let Some(s) = &server.sandbox {
             if !ctx.json && !self.quiet {
-                eprintln!(
-                    "sandbox: fake Keepa at {} ({} tokens/min, time x{}, seed {}, {} deals in the feed); database {}",
-                    s.base_url(),
-                    st.refill_per_minute,
-                    st.time_scale,
-                    st.seed,
-                    st.initial_deals,
-                    harvest::store::redact(&db),
-                );
+                eprintln!("{}", sandbox_banner(s, &plan.db));
             }
         }
         let report = harvest::run(
-            cfg,
+            plan.run,
             RunOptions {
-                client,
-                clock,
+                client: server.client,
+                clock: server.clock,
                 store,
                 ledger,
-                target_deals: target,
+                target_deals: plan.target_deals,
                 until_ms: until.map(|u| u.as_millis().min(i64::MAX as u128) as i64),
-                shutdown: shutdown_rx,
+                shutdown,
                 truth: Some(truth),
                 metrics: metrics.clone(),
                 drain_timeout: Duration::from_secs(30),
             },
         )
         .await;
-        let _ = stop_metrics_tx.send(true);
+        let _ = stop_tx.send(true);
         if let Some(p) = progress {
             let _ = p.await;
         }
-        if let Some(s) = sandbox {
+        if let Some(s) = server.sandbox {
             s.shutdown().await;
         }
+        self.report(ctx, report)
+    }
 
+    /// The flags that override shared settings.
+    fn flags(&self) -> CommandFlags {
+        CommandFlags {
+            db: self.db.clone(),
+            target_deals: self.target_deals,
+            metrics_addr: self.metrics_addr,
+            policy: self.policy.clone(),
+            sandbox: self.sandbox.then_some(SandboxSettings {
+                seed: self.seed,
+                refill_per_minute: self.sandbox_refill_per_minute,
+                time_scale: self.sandbox_time_scale,
+                initial_deals: self.sandbox_backlog,
+                deals_per_hour: self.sandbox_deals_per_hour,
+                backlog_hours: self.sandbox_backlog_hours,
+            }),
+            needs_key: true,
+        }
+    }
+
+    /// Prints the summary (and writes `--summary-json`); the run's failure
+    /// or interruption becomes the command's.
+    fn report(&self, ctx: &Context, report: RunReport) -> anyhow::Result<()> {
         let summary = &report.summary;
         let json = serde_json::to_string_pretty(summary).context("serialising the summary")?;
         if let Some(path) = &self.summary_json {
@@ -270,6 +215,77 @@ impl RunArgs {
         }
         Ok(())
     }
+}
+
+/// The budget's ledger: in this process, or the key's shared one in Redis.
+async fn open_ledger(plan: &Plan, key: &ApiKey) -> anyhow::Result<budget::AnyLedger> {
+    let ledger = budget::AnyLedger::open(&plan.ledger, key, &plan.run.budget.policy)
+        .await
+        .map_err(|e| match e {
+            budget::LedgerError::InvalidName(_) | budget::LedgerError::PolicyConflict { .. } => {
+                usage(format!("--ledger: {e}"))
+            }
+            other => anyhow::Error::new(other).context("connecting to the shared ledger"),
+        })?;
+    if let budget::AnyLedger::Redis(r) = &ledger {
+        tracing::info!(
+            owner = r.owner(),
+            lease_s = r.lease().as_secs_f64(),
+            "budget: sharing the key's ledger in Redis"
+        );
+    }
+    Ok(ledger)
+}
+
+/// Signals: the first stops admitting work (the receiver turns `true`),
+/// the second exits at once.
+fn spawn_signal_handler() -> watch::Receiver<bool> {
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    tokio::spawn(async move {
+        let mut count = 0;
+        loop {
+            wait_signal().await;
+            count += 1;
+            if count == 1 {
+                eprintln!(
+                    "stopping: finishing the requests in flight (Ctrl-C again to quit at once)"
+                );
+                let _ = shutdown_tx.send(true);
+            } else {
+                std::process::exit(130);
+            }
+        }
+    });
+    shutdown_rx
+}
+
+/// Serves `/metrics` at `addr` until `stop` turns `true`.
+async fn serve_metrics(
+    addr: SocketAddr,
+    metrics: &Arc<Metrics>,
+    stop: watch::Receiver<bool>,
+) -> anyhow::Result<()> {
+    let listener = harvest::metrics::bind(addr)
+        .await
+        .map_err(|e| usage(format!("--metrics-addr {addr}: {e}")))?;
+    let bound = listener.local_addr().unwrap_or(addr);
+    tokio::spawn(harvest::metrics::serve(listener, metrics.clone(), stop));
+    tracing::info!(addr = %bound, "metrics at http://{bound}/metrics");
+    Ok(())
+}
+
+/// The line saying where the sandbox is and what it serves.
+fn sandbox_banner(s: &Sandbox, db: &str) -> String {
+    let st = s.settings();
+    format!(
+        "sandbox: fake Keepa at {} ({} tokens/min, time x{}, seed {}, {} deals in the feed); database {}",
+        s.base_url(),
+        st.refill_per_minute,
+        st.time_scale,
+        st.seed,
+        st.initial_deals,
+        harvest::store::redact(db),
+    )
 }
 
 /// Ctrl-C, or SIGTERM on Unix.

@@ -7,7 +7,7 @@ use std::time::{Duration, UNIX_EPOCH};
 use anyhow::Context as _;
 use harvest::store::{StatusReport, Store, StoreError};
 
-use crate::context::Context;
+use crate::context::{CommandFlags, Context};
 use crate::exit::usage;
 
 /// Flags of `status`.
@@ -23,11 +23,12 @@ pub(crate) struct StatusArgs {
 
 impl StatusArgs {
     pub(crate) async fn run(&self, ctx: &Context) -> anyhow::Result<()> {
-        let (db, cfg_target) = resolve(self.db.as_deref(), ctx)?;
-        if self.target_deals == Some(0) {
-            return Err(usage("--target-deals must be at least 1"));
-        }
-        let store = open_existing(&db).await?;
+        let plan = ctx.plan(CommandFlags {
+            db: self.db.clone(),
+            target_deals: self.target_deals,
+            ..CommandFlags::default()
+        })?;
+        let store = open_existing(&plan.db).await?;
         let wall = harvest::clock::wall_unix_ms();
         let mut report = store.status(wall).await.context("reading the status")?;
         // The ledger's times are the harvest's clock (a sandbox's is not the
@@ -36,7 +37,7 @@ impl StatusArgs {
         if let Some(latest) = report.latest_request_ms.filter(|&l| l != wall) {
             report = store.status(latest).await.context("reading the status")?;
         }
-        if let Some(target) = self.target_deals.or(cfg_target) {
+        if let Some(target) = plan.target_deals {
             report.set_target(target);
         }
         store.close().await;
@@ -156,24 +157,6 @@ fn time(ms: i64) -> String {
         }
         _ => ms.to_string(),
     }
-}
-
-/// Default database file (the same as `run`'s).
-const DEFAULT_DB: &str = "keepa-harvest.db";
-
-/// `--db` of `status` and `export`: `--db`, else the config file's `db`, else [`DEFAULT_DB`]; and the run's
-/// target (`backfill.target_deals`) when a config file names one.
-pub(crate) fn resolve(flag: Option<&str>, ctx: &Context) -> anyhow::Result<(String, Option<u64>)> {
-    let cfg = match ctx.config_path() {
-        Some(p) => Some(harvest::config::RunConfig::load(p).map_err(|e| usage(format!("{e}")))?),
-        None => None,
-    };
-    let db = flag
-        .map(str::to_string)
-        .or_else(|| cfg.as_ref().and_then(|c| c.db.clone()))
-        .unwrap_or_else(|| DEFAULT_DB.to_string());
-    let target = cfg.and_then(|c| c.backfill.target_deals);
-    Ok((db, target))
 }
 
 /// Opens an existing database, never creating one (a typo must not yield

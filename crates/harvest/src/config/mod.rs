@@ -7,18 +7,16 @@
 //!   request's own validation; otherwise the [`ConfigError`] names
 //!   `origin:line:col` and, for an unknown name, the closest known one.
 //! - It never panics, whatever the input.
-//! - An API key in the file is held only as a [`keepa::client::ApiKey`],
-//!   whose `Debug` prints `***`: a `RunConfig` can be logged.
+//! - A file shared with a caller (the command line's keys beside the
+//!   run's) is read once, by [`RunConfig::from_toml_str_with`]: the caller
+//!   names its own top-level keys and gets their values back ([`Extras`]),
+//!   so its typos and bad values get the same `origin:line:col` messages.
 //!
 //! # Format
 //! See [`DEFAULT_CONFIG_TOML`] for a complete, commented example. In short:
 //! - top level: `domain` (`"com"`, `"co.uk"`, … or an id 1–12; default
-//!   `com`), `key` (better: `KEEPA_API_KEY`), `db`, `ledger`
-//!   (`memory` or `redis://…`), `metrics_addr` (`"127.0.0.1:9100"`, or a
-//!   bare port such as `"9100"` for the loopback interface),
-//!   `keep_raw_deals` (store each deal's JSON as sent; default false); the
-//!   command line's own keys (`base_url`, `key_file`, `timeout`,
-//!   `connect_timeout`) are allowed and left to it.
+//!   `com`), `keep_raw_deals` (store each deal's JSON as sent; default
+//!   false); a caller's own keys, when it names them.
 //! - `[selection]`: Keepa's `/deal` selection with Keepa's names;
 //!   `domainId` comes from `domain`, `page` and `sortType` are chosen by
 //!   the jobs. Absent: the built-in books selection (amazon.com only).
@@ -41,21 +39,22 @@
 //! `"20%"`; durations `"90s"`, `"5m"`, `"12h"`, `"7d"`.
 
 mod error;
+mod extras;
 mod fields;
 mod parse;
 mod rules;
+mod selection;
 
-use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
 use budget::{PolicyKind, SeedRules};
-use keepa::client::ApiKey;
 use keepa::request::DealSelection;
 use keepa::Domain;
 use toml::de::{DeTable, DeValue};
 
 pub use error::{edit_distance, ConfigError, Location, Suggestion};
+pub use extras::{ExtraKind, Extras};
 pub use fields::{
     all_names as all_field_names, lookup as lookup_field, FieldKind, FieldSpec, Stage, DEAL_FIELDS,
     OFFERS_FIELDS, STATS_FIELDS,
@@ -71,12 +70,8 @@ pub const DEFAULT_CONFIG_TOML: &str = include_str!("default.toml");
 /// The origin named in messages about [`DEFAULT_CONFIG_TOML`].
 pub const DEFAULT_ORIGIN: &str = "<default config>";
 
-/// Top-level keys owned by the command line (`keepa-harvest --config`);
-/// accepted here and otherwise ignored.
-pub const CLI_KEYS: &[&str] = &["base_url", "key_file", "timeout", "connect_timeout"];
-
-/// The top-level keys this module owns (scalars and sections). A loader
-/// that shares the file (the command line's) should let these through.
+/// The top-level keys this module owns (scalars and sections); a caller
+/// sharing the file names its own to [`RunConfig::from_toml_str_with`].
 pub const RUN_KEYS: &[&str] = &[
     "domain",
     "key",
@@ -86,9 +81,6 @@ pub const RUN_KEYS: &[&str] = &[
     "backfill",
     "refresh",
     "recheck",
-    "db",
-    "ledger",
-    "metrics_addr",
     "keep_raw_deals",
 ];
 
@@ -110,17 +102,9 @@ pub struct RunConfig {
     pub refresh: RefreshConfig,
     /// The re-check job.
     pub recheck: RecheckConfig,
-    /// Store: a SQLite path or a `postgres://` URL.
-    pub db: Option<String>,
-    /// Ledger: `memory` or a `redis://` URL.
-    pub ledger: Option<String>,
-    /// Where to serve Prometheus metrics.
-    pub metrics_addr: Option<SocketAddr>,
     /// Store each deal's JSON object as Keepa sent it beside its typed
     /// fields (`keep_raw_deals`, default false: about 1-2 KB a deal).
     pub keep_raw_deals: bool,
-    /// The API key, if the file holds one (prints as `***`).
-    pub key: Option<ApiKey>,
 }
 
 /// The three stages, each optional.
@@ -200,79 +184,43 @@ pub struct RecheckConfig {
     pub older_than: Duration,
 }
 
+impl Default for BackfillConfig {
+    /// On, without a target or a page limit.
+    fn default() -> Self {
+        BackfillConfig {
+            enabled: true,
+            target_deals: None,
+            max_pages: None,
+        }
+    }
+}
+
+impl Default for RefreshConfig {
+    /// On, every 5 min, at most 2 min late.
+    fn default() -> Self {
+        RefreshConfig {
+            enabled: true,
+            period: Duration::from_secs(300),
+            max_delay: Duration::from_secs(120),
+        }
+    }
+}
+
+impl Default for RecheckConfig {
+    /// On, for products older than a day.
+    fn default() -> Self {
+        RecheckConfig {
+            enabled: true,
+            older_than: Duration::from_secs(DAY),
+        }
+    }
+}
+
 const DAY: u64 = 24 * 3600;
 const DEFAULT_DEAL_REJECTION_TTL: Duration = Duration::from_secs(DAY);
 const DEFAULT_STATS_REJECTION_TTL: Duration = Duration::from_secs(7 * DAY);
 const DEFAULT_OFFERS_REJECTION_TTL: Duration = Duration::from_secs(3 * DAY);
 const DEFAULT_FRESH_FOR: Duration = Duration::from_secs(12 * 3600);
-
-/// Known `/deal` selection keys (Keepa's names) and the JSON shape of the
-/// typed ones.
-#[derive(Clone, Copy)]
-enum SelKind {
-    Int,
-    Bool,
-    Text,
-    IntList,
-    Range,
-    Any,
-}
-
-const SELECTION_KEYS: &[(&str, SelKind)] = &[
-    ("domainId", SelKind::Any),
-    ("priceTypes", SelKind::IntList),
-    ("page", SelKind::Int),
-    ("sortType", SelKind::Int),
-    ("dateRange", SelKind::Int),
-    ("isFilterEnabled", SelKind::Bool),
-    ("isRangeEnabled", SelKind::Bool),
-    ("deltaPercentRange", SelKind::Range),
-    ("deltaRange", SelKind::Range),
-    ("currentRange", SelKind::Range),
-    ("salesRankRange", SelKind::Range),
-    ("deltaLastRange", SelKind::Range),
-    ("includeCategories", SelKind::IntList),
-    ("excludeCategories", SelKind::IntList),
-    ("minRating", SelKind::Int),
-    ("isLowest", SelKind::Bool),
-    ("isLowest90", SelKind::Bool),
-    ("isLowestOffer", SelKind::Bool),
-    ("isHighest", SelKind::Bool),
-    ("isOutOfStock", SelKind::Bool),
-    ("hasReviews", SelKind::Bool),
-    ("singleVariation", SelKind::Bool),
-    ("filterErotic", SelKind::Bool),
-    ("isPrimeExclusive", SelKind::Bool),
-    ("mustHaveAmazonOffer", SelKind::Bool),
-    ("mustNotHaveAmazonOffer", SelKind::Bool),
-    ("titleSearch", SelKind::Text),
-    ("warehouseConditions", SelKind::IntList),
-    ("material", SelKind::Any),
-    ("type", SelKind::Any),
-    ("manufacturer", SelKind::Any),
-    ("brand", SelKind::Any),
-    ("productGroup", SelKind::Any),
-    ("model", SelKind::Any),
-    ("color", SelKind::Any),
-    ("size", SelKind::Any),
-    ("unitType", SelKind::Any),
-    ("scent", SelKind::Any),
-    ("itemForm", SelKind::Any),
-    ("pattern", SelKind::Any),
-    ("style", SelKind::Any),
-    ("itemTypeKeyword", SelKind::Any),
-    ("targetAudienceKeyword", SelKind::Any),
-    ("edition", SelKind::Any),
-    ("format", SelKind::Any),
-    ("author", SelKind::Any),
-    ("binding", SelKind::Any),
-    ("languages", SelKind::Any),
-    ("brandStoreName", SelKind::Any),
-    ("brandStoreUrlName", SelKind::Any),
-    ("websiteDisplayGroup", SelKind::Any),
-    ("websiteDisplayGroupName", SelKind::Any),
-    ("salesRankDisplayGroup", SelKind::Any),
-];
 
 impl RunConfig {
     /// Parses and validates a configuration; `origin` names the file in
@@ -280,8 +228,26 @@ impl RunConfig {
     ///
     /// # Errors
     /// The first problem in file order within each section, as a
-    /// [`ConfigError`] naming `origin:line:col`.
+    /// [`ConfigError`] naming `origin:line:col`; a top-level key this
+    /// module does not own is unknown.
     pub fn from_toml_str(text: &str, origin: &str) -> Result<RunConfig, ConfigError> {
+        Self::from_toml_str_with(text, origin, &[]).map(|(config, _)| config)
+    }
+
+    /// Like [`RunConfig::from_toml_str`], for a file the caller shares: its
+    /// own top-level `extra` keys are accepted (an unknown key's closest
+    /// name is sought among them too), type-checked, and handed back with
+    /// their places in [`Extras`] for the caller to read and judge.
+    ///
+    /// # Errors
+    /// As [`RunConfig::from_toml_str`]; a caller's key of the wrong type is
+    /// a [`ConfigError::WrongType`] (or, for a duration,
+    /// [`ConfigError::BadValue`]).
+    pub fn from_toml_str_with(
+        text: &str,
+        origin: &str,
+        extra: &[(&str, ExtraKind)],
+    ) -> Result<(RunConfig, Extras), ConfigError> {
         let doc = Doc { origin, text };
         let root = DeTable::parse(text).map_err(|e| {
             let offset = e.span().map_or(0, |s| s.start);
@@ -297,121 +263,26 @@ impl RunConfig {
             map: root.get_ref(),
         };
         let mut allowed: Vec<&str> = RUN_KEYS.to_vec();
-        allowed.extend_from_slice(CLI_KEYS);
+        allowed.extend(extra.iter().map(|(k, _)| *k));
         top.check_keys(&allowed)?;
 
-        let domain = read_domain(&top)?;
-        let key = match top.string("key")? {
-            None => None,
-            Some((k, span)) => Some(ApiKey::new(k).map_err(|e| ConfigError::BadValue {
-                at: doc.loc(span.start),
-                key: "key".into(),
-                message: e.to_string(),
-            })?),
-        };
-        let (domain, selection) = read_selection(&top, domain)?;
+        let domain = selection::read_domain(&top)?;
+        let (domain, selection) = selection::read_selection(&top, domain)?;
         let pipeline = match top.table("pipeline")? {
             Some(t) => read_pipeline(&t)?,
             None => default_config_checked()?.pipeline,
         };
-        let budget = read_budget(&top)?;
-
-        let backfill = match top.table("backfill")? {
-            None => BackfillConfig {
-                enabled: true,
-                target_deals: None,
-                max_pages: None,
-            },
-            Some(t) => {
-                t.check_keys(&["enabled", "target_deals", "max_pages"])?;
-                let max_page = i64::from(keepa::request::MAX_DEAL_PAGE) + 1;
-                BackfillConfig {
-                    enabled: t.boolean("enabled")?.unwrap_or(true),
-                    target_deals: t
-                        .int_in("target_deals", 1..=i64::MAX)?
-                        .and_then(|n| u64::try_from(n).ok()),
-                    max_pages: t
-                        .int_in("max_pages", 1..=max_page)?
-                        .and_then(|n| u32::try_from(n).ok()),
-                }
-            }
-        };
-        let refresh = match top.table("refresh")? {
-            None => RefreshConfig {
-                enabled: true,
-                period: Duration::from_secs(300),
-                max_delay: Duration::from_secs(120),
-            },
-            Some(t) => {
-                t.check_keys(&["enabled", "period", "max_delay"])?;
-                RefreshConfig {
-                    enabled: t.boolean("enabled")?.unwrap_or(true),
-                    period: t.duration("period")?.unwrap_or(Duration::from_secs(300)),
-                    max_delay: t.duration("max_delay")?.unwrap_or(Duration::from_secs(120)),
-                }
-            }
-        };
-        let recheck = match top.table("recheck")? {
-            None => RecheckConfig {
-                enabled: true,
-                older_than: Duration::from_secs(DAY),
-            },
-            Some(t) => {
-                t.check_keys(&["enabled", "older_than"])?;
-                RecheckConfig {
-                    enabled: t.boolean("enabled")?.unwrap_or(true),
-                    older_than: t
-                        .duration("older_than")?
-                        .unwrap_or(Duration::from_secs(DAY)),
-                }
-            }
-        };
-
-        let db = match top.string("db")? {
-            Some((s, span)) if s.trim().is_empty() => {
-                return Err(bad(doc, span.start, "db", "must not be empty"))
-            }
-            other => other.map(|(s, _)| s.to_string()),
-        };
-        let ledger = match top.string("ledger")? {
-            None => None,
-            Some((s, span)) => {
-                if s == "memory" || s.starts_with("redis://") || s.starts_with("rediss://") {
-                    Some(s.to_string())
-                } else {
-                    return Err(bad(
-                        doc,
-                        span.start,
-                        "ledger",
-                        format!("{s:?}: must be \"memory\" or a redis:// URL"),
-                    ));
-                }
-            }
-        };
-        let metrics_addr = match top.string("metrics_addr")? {
-            None => None,
-            Some((s, span)) => Some(
-                crate::metrics::parse_addr(s)
-                    .map_err(|m| bad(doc, span.start, "metrics_addr", m))?,
-            ),
-        };
-
-        let keep_raw_deals = top.boolean("keep_raw_deals")?.unwrap_or(false);
-
-        Ok(RunConfig {
+        let config = RunConfig {
             domain,
             selection,
             pipeline,
-            budget,
-            backfill,
-            refresh,
-            recheck,
-            db,
-            ledger,
-            metrics_addr,
-            keep_raw_deals,
-            key,
-        })
+            budget: read_budget(&top)?,
+            backfill: read_backfill(&top)?,
+            refresh: read_refresh(&top)?,
+            recheck: read_recheck(&top)?,
+            keep_raw_deals: top.boolean("keep_raw_deals")?.unwrap_or(false),
+        };
+        Ok((config, Extras::read(&top, extra)?))
     }
 
     /// Reads `path` and parses it (the path as given names it in messages).
@@ -419,25 +290,13 @@ impl RunConfig {
     /// # Errors
     /// [`ConfigError::Io`] if the file cannot be read, else as
     /// [`RunConfig::from_toml_str`].
-    /// Warns (`tracing::warn`) when the file holds a `key` and is readable
-    /// by group or others.
     pub fn load(path: &Path) -> Result<RunConfig, ConfigError> {
         let origin = path.display().to_string();
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
             path: origin.clone(),
             source,
         })?;
-        let config = RunConfig::from_toml_str(&text, &origin)?;
-        if let Some(mode) = file_mode(path) {
-            if key_file_too_open(mode, config.key.is_some()) {
-                tracing::warn!(
-                    path = %origin,
-                    mode = format_args!("{:o}", mode & 0o777),
-                    "the config file holds an API key and is readable by other users; run `chmod 600 {origin}` or use KEEPA_API_KEY"
-                );
-            }
-        }
-        Ok(config)
+        RunConfig::from_toml_str(&text, &origin)
     }
 
     /// The built-in configuration ([`DEFAULT_CONFIG_TOML`]).
@@ -453,25 +312,10 @@ impl RunConfig {
                 budget: BudgetConfig {
                     policy: PolicyKind::Flow(budget::flow::Flow::default()),
                 },
-                backfill: BackfillConfig {
-                    enabled: true,
-                    target_deals: None,
-                    max_pages: None,
-                },
-                refresh: RefreshConfig {
-                    enabled: true,
-                    period: Duration::from_secs(300),
-                    max_delay: Duration::from_secs(120),
-                },
-                recheck: RecheckConfig {
-                    enabled: true,
-                    older_than: Duration::from_secs(DAY),
-                },
-                db: None,
-                ledger: None,
-                metrics_addr: None,
+                backfill: BackfillConfig::default(),
+                refresh: RefreshConfig::default(),
+                recheck: RecheckConfig::default(),
                 keep_raw_deals: false,
-                key: None,
             },
         }
     }
@@ -486,191 +330,45 @@ fn default_config_checked() -> Result<RunConfig, ConfigError> {
     RunConfig::from_toml_str(DEFAULT_CONFIG_TOML, DEFAULT_ORIGIN)
 }
 
-/// Whether a config file with permission bits `mode` is too open to hold a
-/// key: it holds one (`has_key`) and group or others may read it.
-pub fn key_file_too_open(mode: u32, has_key: bool) -> bool {
-    has_key && mode & 0o044 != 0
-}
-
-#[cfg(unix)]
-fn file_mode(path: &Path) -> Option<u32> {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::metadata(path).ok().map(|m| m.permissions().mode())
-}
-
-#[cfg(not(unix))]
-fn file_mode(_path: &Path) -> Option<u32> {
-    None
-}
-
-fn bad(doc: Doc<'_>, offset: usize, key: &str, message: impl Into<String>) -> ConfigError {
-    ConfigError::BadValue {
-        at: doc.loc(offset),
-        key: key.to_string(),
-        message: message.into(),
-    }
-}
-
-fn domain_from(v: &parse::Value<'_>) -> Option<Domain> {
-    match v.get_ref() {
-        DeValue::String(s) => Domain::parse(s).ok(),
-        other => parse::int_of(other).and_then(|n| Domain::try_from(n).ok()),
-    }
-}
-
-const DOMAIN_HELP: &str = "must be a marketplace: \"com\", \"co.uk\", \"de\", \"fr\", \"co.jp\", \"ca\", \"it\", \"es\", \"in\", \"com.mx\", \"com.br\" or its id 1-6, 8-12";
-
-fn read_domain(top: &Table<'_, '_>) -> Result<Option<Domain>, ConfigError> {
-    let Some(v) = top.get("domain") else {
-        return Ok(None);
+fn read_backfill(top: &Table<'_, '_>) -> Result<BackfillConfig, ConfigError> {
+    let Some(t) = top.table("backfill")? else {
+        return Ok(BackfillConfig::default());
     };
-    if !matches!(v.get_ref(), DeValue::String(_) | DeValue::Integer(_)) {
-        return Err(top.wrong_type("domain", v, "a string like \"com\" or an id"));
-    }
-    domain_from(v)
-        .map(Some)
-        .ok_or_else(|| top.bad_value("domain", v, DOMAIN_HELP))
+    t.check_keys(&["enabled", "target_deals", "max_pages"])?;
+    let max_page = i64::from(keepa::request::MAX_DEAL_PAGE) + 1;
+    Ok(BackfillConfig {
+        enabled: t.boolean("enabled")?.unwrap_or(true),
+        target_deals: t
+            .int_in("target_deals", 1..=i64::MAX)?
+            .and_then(|n| u64::try_from(n).ok()),
+        max_pages: t
+            .int_in("max_pages", 1..=max_page)?
+            .and_then(|n| u32::try_from(n).ok()),
+    })
 }
 
-fn read_selection(
-    top: &Table<'_, '_>,
-    domain: Option<Domain>,
-) -> Result<(Domain, DealSelection), ConfigError> {
-    let Some(sel) = top.table("selection")? else {
-        let domain = domain.unwrap_or(Domain::Com);
-        if domain != Domain::Com {
-            let at = top.get("domain").map_or(0, |v| v.span().start);
-            return Err(ConfigError::MissingKey {
-                at: top.doc.loc(at),
-                key: "selection".into(),
-                table: top.display_name(),
-                hint: "the built-in selection is for amazon.com books; write a [selection] for this marketplace".into(),
-            });
-        }
-        return Ok((domain, default_config_checked()?.selection));
+fn read_refresh(top: &Table<'_, '_>) -> Result<RefreshConfig, ConfigError> {
+    let default = RefreshConfig::default();
+    let Some(t) = top.table("refresh")? else {
+        return Ok(default);
     };
-    let names: Vec<&str> = SELECTION_KEYS.iter().map(|(k, _)| *k).collect();
-    sel.check_keys(&names)?;
-    if sel.get("priceTypes").is_none() {
-        return Err(ConfigError::MissingKey {
-            at: sel.at(),
-            key: "priceTypes".into(),
-            table: sel.display_name(),
-            hint: "the deal feed needs exactly one price type, e.g. priceTypes = [2] (USED)".into(),
-        });
-    }
-    let mut domain = domain;
-    let mut obj = serde_json::Map::new();
-    for (key, _) in sel.keys() {
-        let Some(v) = sel.get(key) else { continue };
-        let kind = SELECTION_KEYS
-            .iter()
-            .find(|(k, _)| *k == key)
-            .map_or(SelKind::Any, |(_, kind)| *kind);
-        match key {
-            "page" | "sortType" => {
-                return Err(sel.bad_value(
-                    key,
-                    v,
-                    "is chosen by the jobs (backfill pages through, refresh reads newest first); remove it",
-                ))
-            }
-            "domainId" => {
-                let Some(d) = domain_from(v) else {
-                    return Err(sel.bad_value(key, v, DOMAIN_HELP));
-                };
-                match domain {
-                    Some(top_d) if top_d != d => {
-                        return Err(sel.bad_value(
-                            key,
-                            v,
-                            format!(
-                                "{} contradicts domain = {}; set the marketplace once, with the top-level `domain`",
-                                d.id(),
-                                top_d.id()
-                            ),
-                        ))
-                    }
-                    _ => domain = Some(d),
-                }
-                continue;
-            }
-            _ => {}
-        }
-        check_selection_shape(&sel, key, v, kind)?;
-        let json = parse::to_json(v).map_err(|span| ConfigError::WrongType {
-            at: sel.doc.loc(span.start),
-            key: sel.path(key),
-            expected: "a value JSON can carry (no datetimes, no inf/nan)".into(),
-            found: "a value without a JSON form".into(),
-        })?;
-        obj.insert(key.to_string(), json);
-    }
-    let domain = domain.unwrap_or(Domain::Com);
-    obj.insert("domainId".into(), serde_json::Value::from(domain.id()));
-    obj.insert("page".into(), serde_json::Value::from(0));
-    let selection: DealSelection =
-        serde_json::from_value(serde_json::Value::Object(obj)).map_err(|e| {
-            ConfigError::BadValue {
-                at: sel.at(),
-                key: "selection".into(),
-                message: e.to_string(),
-            }
-        })?;
-    if let Err(source) = selection.build() {
-        let at = sel
-            .get(source.param)
-            .map_or_else(|| sel.at(), |v| sel.doc.loc(v.span().start));
-        return Err(ConfigError::InvalidSelection { at, source });
-    }
-    Ok((domain, selection))
+    t.check_keys(&["enabled", "period", "max_delay"])?;
+    Ok(RefreshConfig {
+        enabled: t.boolean("enabled")?.unwrap_or(true),
+        period: t.duration("period")?.unwrap_or(default.period),
+        max_delay: t.duration("max_delay")?.unwrap_or(default.max_delay),
+    })
 }
 
-fn check_selection_shape(
-    sel: &Table<'_, '_>,
-    key: &str,
-    v: &parse::Value<'_>,
-    kind: SelKind,
-) -> Result<(), ConfigError> {
-    let is_int = |x: &DeValue<'_>| parse::int_of(x).is_some();
-    let ints = |x: &DeValue<'_>| match x {
-        DeValue::Array(a) => a.iter().all(|i| is_int(i.get_ref())),
-        _ => false,
+fn read_recheck(top: &Table<'_, '_>) -> Result<RecheckConfig, ConfigError> {
+    let default = RecheckConfig::default();
+    let Some(t) = top.table("recheck")? else {
+        return Ok(default);
     };
-    let (ok, expected) = match kind {
-        SelKind::Int => (is_int(v.get_ref()), "an integer"),
-        SelKind::Bool => (v.get_ref().is_bool(), "true or false"),
-        SelKind::Text => (v.get_ref().is_str(), "a string"),
-        SelKind::IntList => (ints(v.get_ref()), "an array of integers"),
-        SelKind::Range => (
-            ints(v.get_ref()) && v.get_ref().as_array().is_some_and(|a| a.len() == 2),
-            "[min, max] (two integers)",
-        ),
-        SelKind::Any => (true, ""),
-    };
-    if ok {
-        return Ok(());
-    }
-    // Point at the first offending element of an array when there is one.
-    let at = match v.get_ref() {
-        DeValue::Array(a) => a
-            .iter()
-            .find(|i| !is_int(i.get_ref()))
-            .map_or(v.span().start, |i| i.span().start),
-        _ => v.span().start,
-    };
-    let found = match v.get_ref() {
-        DeValue::Array(a) => match a.iter().find(|i| !is_int(i.get_ref())) {
-            Some(i) => format!("an array holding {}", parse::type_name(i.get_ref())),
-            None => format!("an array of {}", a.len()),
-        },
-        other => parse::type_name(other).to_string(),
-    };
-    Err(ConfigError::WrongType {
-        at: sel.doc.loc(at),
-        key: sel.path(key),
-        expected: expected.into(),
-        found,
+    t.check_keys(&["enabled", "older_than"])?;
+    Ok(RecheckConfig {
+        enabled: t.boolean("enabled")?.unwrap_or(true),
+        older_than: t.duration("older_than")?.unwrap_or(default.older_than),
     })
 }
 
@@ -941,13 +639,5 @@ mod tests {
         assert!(c.pipeline.product_offers.is_some());
         assert_eq!(c.selection.include_categories, Some(vec![283155]));
         assert_eq!(c, RunConfig::default_config());
-    }
-
-    #[test]
-    fn key_predicate() {
-        assert!(key_file_too_open(0o100644, true));
-        assert!(key_file_too_open(0o640, true));
-        assert!(!key_file_too_open(0o600, true));
-        assert!(!key_file_too_open(0o644, false));
     }
 }

@@ -17,32 +17,31 @@
 
 use std::sync::Arc;
 
+use anyhow::Context as _;
 use fake_keepa::{FakeKeepa, RunningServer};
+use harvest::clock::ScaledClock;
+use harvest::run::{TokenPoint, TokenTruth};
 use keepa::{ApiKey, Client};
 
-use crate::clock::ScaledClock;
-use crate::error::HarvestError;
-use crate::run::{TokenPoint, TokenTruth};
-
 /// 2026-01-01T00:00:00Z: the sandbox's day zero.
-pub const SANDBOX_EPOCH_MS: i64 = 1_767_225_600_000;
+pub(crate) const SANDBOX_EPOCH_MS: i64 = 1_767_225_600_000;
 
 /// The sandbox's plan and feed.
 #[derive(Debug, Clone, PartialEq)]
-pub struct SandboxSettings {
+pub(crate) struct SandboxSettings {
     /// Catalog, feed and fault seed.
-    pub seed: u64,
+    pub(crate) seed: u64,
     /// Tokens per minute (the bucket holds 60 minutes of refill).
-    pub refill_per_minute: i64,
+    pub(crate) refill_per_minute: i64,
     /// Keepa time per real time.
-    pub time_scale: f64,
+    pub(crate) time_scale: f64,
     /// Deals in the feed at start (spread over the 12 h before it).
-    pub initial_deals: u32,
+    pub(crate) initial_deals: u32,
     /// New deals per hour of Keepa time.
-    pub deals_per_hour: f64,
+    pub(crate) deals_per_hour: f64,
     /// Hours before the start over which the initial deals are spread
     /// (at most 12, Keepa's freshness window).
-    pub backlog_hours: f64,
+    pub(crate) backlog_hours: f64,
 }
 
 impl Default for SandboxSettings {
@@ -60,14 +59,14 @@ impl Default for SandboxSettings {
 
 impl SandboxSettings {
     /// The pinned server start for this seed.
-    pub fn start_unix_ms(&self) -> i64 {
+    pub(crate) fn start_unix_ms(&self) -> i64 {
         SANDBOX_EPOCH_MS + (self.seed % 3_650) as i64 * 86_400_000
     }
 }
 
 /// A running sandbox server.
 #[derive(Debug)]
-pub struct Sandbox {
+pub(crate) struct Sandbox {
     server: Arc<RunningServer>,
     key: ApiKey,
     key_text: String,
@@ -76,10 +75,9 @@ pub struct Sandbox {
 
 impl Sandbox {
     /// Starts the fake server on `127.0.0.1:0` with a fresh key.
-    pub async fn start(settings: SandboxSettings) -> Result<Sandbox, HarvestError> {
+    pub(crate) async fn start(settings: SandboxSettings) -> anyhow::Result<Sandbox> {
         let key_text = fresh_key();
-        let key =
-            ApiKey::new(key_text.clone()).map_err(|e| HarvestError::Sandbox(e.0.to_string()))?;
+        let key = ApiKey::new(key_text.clone()).map_err(|e| anyhow::anyhow!(e.0))?;
         let server = FakeKeepa::builder()
             .keys([key_text.clone()])
             .refill_per_minute(settings.refill_per_minute)
@@ -91,7 +89,7 @@ impl Sandbox {
             .backlog_window_ms((settings.backlog_hours * 3_600_000.0) as i64)
             .start()
             .await
-            .map_err(|e| HarvestError::Sandbox(e.to_string()))?;
+            .context("cannot start the sandbox server")?;
         Ok(Sandbox {
             server: Arc::new(server),
             key,
@@ -101,35 +99,35 @@ impl Sandbox {
     }
 
     /// `http://127.0.0.1:PORT`.
-    pub fn base_url(&self) -> String {
+    pub(crate) fn base_url(&self) -> String {
         self.server.base_url()
     }
 
     /// The key the server accepts.
-    pub fn key(&self) -> &ApiKey {
+    pub(crate) fn key(&self) -> &ApiKey {
         &self.key
     }
 
     /// The settings in use.
-    pub fn settings(&self) -> &SandboxSettings {
+    pub(crate) fn settings(&self) -> &SandboxSettings {
         &self.settings
     }
 
     /// A client for the sandbox.
-    pub fn client(&self) -> Result<Client, HarvestError> {
+    pub(crate) fn client(&self) -> anyhow::Result<Client> {
         Client::builder(self.key.clone())
             .base_url(self.base_url())
             .build()
-            .map_err(|e| HarvestError::Sandbox(e.to_string()))
+            .context("cannot start the sandbox server")
     }
 
     /// The budget's clock, on the server's scale from the server's time now.
-    pub fn clock(&self) -> ScaledClock {
+    pub(crate) fn clock(&self) -> ScaledClock {
         ScaledClock::scaled(self.server.now_ms(), self.settings.time_scale)
     }
 
     /// The server's own token counts, for the summary.
-    pub fn truth(&self) -> Arc<dyn TokenTruth> {
+    pub(crate) fn truth(&self) -> Arc<dyn TokenTruth> {
         Arc::new(ServerTruth {
             server: self.server.clone(),
             key: self.key_text.clone(),
@@ -137,7 +135,7 @@ impl Sandbox {
     }
 
     /// Stops the server.
-    pub async fn shutdown(self) {
+    pub(crate) async fn shutdown(self) {
         if let Ok(server) = Arc::try_unwrap(self.server) {
             server.shutdown().await;
         }
