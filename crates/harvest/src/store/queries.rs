@@ -53,7 +53,7 @@ impl Store {
     }
 
     /// The deal's JSON as Keepa sent it, if the deal is stored and its
-    /// newest sighting kept it (see [`DealRow::raw_json`]). Opaque text:
+    /// newest sighting kept it (see [`DealRow::raw_json`](super::DealRow::raw_json)). Opaque text:
     /// the store does not parse it.
     pub async fn raw_deal(&self, domain: u8, asin: &str) -> Result<Option<String>, StoreError> {
         let db = &self.db;
