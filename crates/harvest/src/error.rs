@@ -1,5 +1,6 @@
 //! Why a run stopped early.
 
+use crate::pipeline::{Job, Stage};
 use crate::store::StoreError;
 
 /// A run-ending failure. Nothing here carries the API key: Keepa errors are
@@ -11,9 +12,9 @@ pub enum HarvestError {
     #[error("Keepa refused a {job} {stage} request: {source}")]
     Refused {
         /// The job.
-        job: &'static str,
+        job: Job,
         /// The stage.
-        stage: &'static str,
+        stage: Stage,
         /// Keepa's answer.
         #[source]
         source: keepa::ApiError,
@@ -22,9 +23,9 @@ pub enum HarvestError {
     #[error("a {job} {stage} request failed after {attempts} attempts: {source}")]
     Network {
         /// The job.
-        job: &'static str,
+        job: Job,
         /// The stage.
-        stage: &'static str,
+        stage: Stage,
         /// Attempts made.
         attempts: u32,
         /// The last failure.
@@ -35,7 +36,7 @@ pub enum HarvestError {
     #[error("the budget refuses the {job} job: {source}")]
     Budget {
         /// The job.
-        job: &'static str,
+        job: Job,
         /// Why.
         #[source]
         source: budget::gate::GateError,
@@ -44,9 +45,9 @@ pub enum HarvestError {
     #[error("invalid request for {job} {stage}: {source}")]
     Invalid {
         /// The job.
-        job: &'static str,
+        job: Job,
         /// The stage.
-        stage: &'static str,
+        stage: Stage,
         /// What is wrong.
         #[source]
         source: keepa::ValidationError,

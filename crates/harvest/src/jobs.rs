@@ -15,15 +15,14 @@
 
 use std::time::Duration;
 
-use budget::gate::{Clock, GateError};
-use budget::{Need, Prediction};
+use budget::gate::GateError;
 use keepa::request::MAX_DEAL_PAGE;
 use serde_json::json;
 
 use crate::error::{Halt, HarvestError};
 use crate::extract::DealItem;
-use crate::pipeline::{Shared, BACKFILL, RECHECK, REFRESH, REFRESH_PERIODIC};
-use crate::store::{Batch, FeedPage};
+use crate::pipeline::{Claims, Job, Shared, Stage, BACKFILL, RECHECK, REFRESH, REFRESH_PERIODIC};
+use crate::store::{Batch, FeedPage, Known};
 
 /// Deals per feed page.
 pub const PAGE_SIZE: usize = 150;
@@ -50,7 +49,7 @@ pub(crate) async fn backfill(sh: Shared) -> Result<(), HarvestError> {
 }
 
 async fn backfill_loop(sh: &Shared) -> Result<(), Halt> {
-    let cp = sh.store.checkpoint("backfill").await?;
+    let cp = sh.store.checkpoint(Job::Backfill.as_str()).await?;
     if cp
         .as_ref()
         .and_then(|v| v.get("done"))
@@ -79,11 +78,16 @@ async fn backfill_loop(sh: &Shared) -> Result<(), Halt> {
         .min(10_000_u32.div_ceil(PAGE_SIZE as u32));
     let mut pending = Batch::default();
     loop {
-        let walk = FeedWalk::new(below, max_pages, &sh.store.feed_pages("backfill").await?);
+        let walk = FeedWalk::new(
+            below,
+            max_pages,
+            &sh.store.feed_pages(Job::Backfill.as_str()).await?,
+        );
         let Some(first_open) = walk.open().next() else {
-            pending
-                .checkpoints
-                .push(("backfill".into(), json!({ "page": walk.end, "done": true })));
+            pending.checkpoints.push((
+                Job::Backfill.as_str().into(),
+                json!({ "page": walk.end, "done": true }),
+            ));
             sh.commit(&mut pending, 0, 0, 0).await?;
             return Ok(());
         };
@@ -100,12 +104,7 @@ async fn backfill_loop(sh: &Shared) -> Result<(), Halt> {
             // Every open page is another process's: look again after a
             // refill step (a page it abandons, by dying, comes free).
             tracing::debug!(first_open, "backfill: every open page is taken; waiting");
-            let at = sh.now() + 60_000;
-            let mut stop = sh.stop.clone();
-            tokio::select! {
-                _ = sh.gate.clock().sleep_until(at) => {}
-                _ = stop.wait_for(|s| *s) => return Err(Halt::Stopped),
-            }
+            sh.pause_until(sh.now() + 60_000).await?;
             continue;
         };
         let r = backfill_page(sh, page, &walk, &mut pending).await;
@@ -127,8 +126,8 @@ async fn backfill_page(
 ) -> Result<usize, Halt> {
     let sel = sh.cfg.selection.clone().with_page(page);
     let req = sel.build().map_err(|source| HarvestError::Invalid {
-        job: "backfill",
-        stage: "feed",
+        job: Job::Backfill,
+        stage: Stage::Feed,
         source,
     })?;
     let permit = sh.acquire_page(&BACKFILL).await?;
@@ -136,7 +135,7 @@ async fn backfill_page(
     let n = deals.len();
     sh.process(&BACKFILL, deals, pending).await?;
     pending.pages.push(FeedPage {
-        job: "backfill".into(),
+        job: Job::Backfill.as_str().into(),
         page,
         deals: n as u32,
     });
@@ -144,16 +143,17 @@ async fn backfill_page(
     // the lowest page open as far as this process knows, once this one is
     // done; `done` is written when no page is open.
     let next = walk.open().find(|p| *p != page).unwrap_or(walk.end);
-    pending
-        .checkpoints
-        .push(("backfill".into(), json!({ "page": next, "done": false })));
+    pending.checkpoints.push((
+        Job::Backfill.as_str().into(),
+        json!({ "page": next, "done": false }),
+    ));
     sh.commit(pending, 0, 0, 0).await?;
     Ok(n)
 }
 
 /// The claim name of a backfill feed page.
 fn page_claim(page: u32) -> String {
-    format!("page:backfill:{page}")
+    format!("page:{}:{page}", Job::Backfill.as_str())
 }
 
 /// Which pages of the feed are still to read, from the pages finished.
@@ -199,32 +199,21 @@ async fn refresh_loop(sh: &Shared) -> Result<(), Halt> {
     let max_delay = ms(sh.cfg.refresh.max_delay);
     // One refresh per database: of several processes, one runs it and the
     // others stand by, taking over within a period if it ends or dies.
-    let claim = vec!["job:refresh".to_string()];
+    let claim = vec![format!("job:{}", Job::Refresh.as_str())];
     let mut standing_by = false;
     while !sh.claims.try_claim(&claim).await?[0] {
         if !standing_by {
             tracing::info!("refresh: another process runs it; standing by");
             standing_by = true;
         }
-        let at = sh.now() + period;
-        let mut stop = sh.stop.clone();
-        tokio::select! {
-            _ = sh.gate.clock().sleep_until(at) => {}
-            _ = stop.wait_for(|s| *s) => return Err(Halt::Stopped),
-        }
+        sh.pause_until(sh.now() + period).await?;
     }
     if standing_by {
         tracing::info!("refresh: taking over");
     }
     let mut next_due = sh.now();
-    sh.gate.register_periodic(
-        REFRESH_PERIODIC,
-        next_due,
-        period,
-        max_delay,
-        Prediction::exact(5),
-    );
-    let cp = sh.store.checkpoint("refresh").await?;
+    sh.register_refresh(next_due, period, max_delay);
+    let cp = sh.store.checkpoint(Job::Refresh.as_str()).await?;
     let mut watermark = cp
         .as_ref()
         .and_then(|v| v.get("watermark_ms"))
@@ -234,7 +223,7 @@ async fn refresh_loop(sh: &Shared) -> Result<(), Halt> {
     let backfill_pending = sh.cfg.backfill.enabled
         && sh
             .store
-            .checkpoint("backfill")
+            .checkpoint(Job::Backfill.as_str())
             .await?
             .and_then(|v| v.get("done").and_then(|d| d.as_bool()))
             != Some(true);
@@ -259,7 +248,7 @@ async fn refresh_loop(sh: &Shared) -> Result<(), Halt> {
             }
             Err(source) => {
                 return Err(Halt::Failed(HarvestError::Budget {
-                    job: "refresh",
+                    job: Job::Refresh,
                     source,
                 }))
             }
@@ -277,8 +266,8 @@ async fn refresh_loop(sh: &Shared) -> Result<(), Halt> {
             let mut sel = sh.cfg.selection.clone().with_page(page);
             sel.sort_type = Some(1);
             let req = sel.build().map_err(|source| HarvestError::Invalid {
-                job: "refresh",
-                stage: "feed",
+                job: Job::Refresh,
+                stage: Stage::Feed,
                 source,
             })?;
             let p = match permit.take() {
@@ -305,9 +294,10 @@ async fn refresh_loop(sh: &Shared) -> Result<(), Halt> {
         }
         if newest != watermark {
             watermark = newest;
-            pending
-                .checkpoints
-                .push(("refresh".into(), json!({ "watermark_ms": watermark })));
+            pending.checkpoints.push((
+                Job::Refresh.as_str().into(),
+                json!({ "watermark_ms": watermark }),
+            ));
         }
         sh.commit(&mut pending, 0, 0, 0).await?;
         if let Some(w) = watermark {
@@ -333,10 +323,7 @@ async fn recheck_loop(sh: &Shared) -> Result<(), Halt> {
         let stale = sh.store.stale_products(sh.domain, now - older, 100).await?;
         // Claimed first (another job or process may be fetching one), then
         // looked at again: one refreshed since the query is not stale.
-        let names: Vec<String> = stale
-            .iter()
-            .map(|a| crate::pipeline::Claims::asin(sh.domain, a))
-            .collect();
+        let names: Vec<String> = stale.iter().map(|a| Claims::asin(sh.domain, a)).collect();
         let got = sh.claims.try_claim(&names).await?;
         let mine: Vec<String> = stale
             .iter()
@@ -355,9 +342,7 @@ async fn recheck_loop(sh: &Shared) -> Result<(), Halt> {
             Ok(k) => mine
                 .into_iter()
                 .filter(|a| match k.get(a) {
-                    Some(crate::store::Known::Stored { fetched_at_ms, .. }) => {
-                        *fetched_at_ms < now - older
-                    }
+                    Some(Known::Stored { fetched_at_ms, .. }) => *fetched_at_ms < now - older,
                     _ => false,
                 })
                 .collect(),
@@ -367,12 +352,7 @@ async fn recheck_loop(sh: &Shared) -> Result<(), Halt> {
             sh.claims.release(&held).await?;
             known?;
             // Nothing is stale: look again after a tenth of the age (server time).
-            let at = now + (older / 10).max(60_000);
-            let mut stop = sh.stop.clone();
-            tokio::select! {
-                _ = sh.gate.clock().sleep_until(at) => {}
-                _ = stop.wait_for(|s| *s) => return Err(Halt::Stopped),
-            }
+            sh.pause_until(now + (older / 10).max(60_000)).await?;
             continue;
         }
         let r = sh.refetch(&RECHECK, &stale, &mut pending).await;
@@ -382,77 +362,6 @@ async fn recheck_loop(sh: &Shared) -> Result<(), Halt> {
         };
         sh.claims.release(&held).await?;
         r?;
-    }
-}
-
-impl Shared {
-    /// Re-fetches `asins` with the pipeline's deepest product shape (so the
-    /// stored row stays complete); returns the products fetched.
-    async fn refetch(
-        &self,
-        job: &crate::pipeline::JobSpec,
-        asins: &[String],
-        pending: &mut Batch,
-    ) -> Result<u64, Halt> {
-        let pipe = &self.cfg.pipeline;
-        let days = pipe.product_stats.as_ref().map_or(180, |s| s.stats_days);
-        let offers = pipe.product_offers.as_ref().map(|o| u32::from(o.offers));
-        let stage = if offers.is_some() { "offers" } else { "stats" };
-        let build = |list: &[String]| {
-            let mut r =
-                keepa::ProductRequest::asins(self.cfg.domain, list.iter().map(String::as_str))
-                    .stats(days);
-            if let Some(n) = offers {
-                r = r.offers(n);
-            }
-            r.build().map_err(|source| {
-                Halt::Failed(HarvestError::Invalid {
-                    job: job.name,
-                    stage,
-                    source,
-                })
-            })
-        };
-        let probe = build(&asins[..1])?;
-        let per_item = {
-            let p = self
-                .cost_lock()
-                .predict_shape(probe.domain(), probe.shape(), 1);
-            Prediction::new(i64::from(p.expected), i64::from(p.upper_bound))
-        };
-        let need = Need::Bulk(budget::Bulk {
-            per_request: Prediction::exact(0),
-            per_item,
-            min_batch: 1,
-            max_batch: (asins.len() as u32).clamp(1, crate::pipeline::MAX_ASINS),
-            weight: job.weight,
-            not_before: i64::MIN,
-            finishing: false,
-            remaining: None,
-        });
-        let permit = self.acquire(job.id, job.name, need).await?;
-        let n = (permit.items() as usize).clamp(1, asins.len());
-        let req = build(&asins[..n])?;
-        let resp = self.send(job, "recheck", permit, &req, pending).await?;
-        let Ok(parsed) = resp.parse::<keepa::ProductResponse>() else {
-            self.metrics.retry();
-            return Ok(0);
-        };
-        let consumed = resp.envelope.tokens_consumed.unwrap_or(0);
-        let found = parsed.products.len() as u32;
-        self.cost_lock().observe(&req, found, consumed);
-        let share = if found > 0 {
-            consumed / i64::from(found)
-        } else {
-            0
-        };
-        let now = self.now();
-        for p in &parsed.products {
-            pending
-                .products
-                .push(crate::extract::product(p, self.domain, stage, now, share).row);
-        }
-        Ok(u64::from(found))
     }
 }
 

@@ -172,51 +172,32 @@ async fn first_token_state(
     sh: &Shared,
     shutdown: &mut watch::Receiver<bool>,
 ) -> Result<(), HarvestError> {
-    let mut failures = 0;
+    use crate::pipeline::{Attempts, Job, Retry, Stage};
+    let mut attempts = Attempts::new(sh.retry, Job::Run, Stage::Token);
     loop {
-        let answer = sh.client.send(&Request::token()).await;
-        let snapshot = match &answer {
+        let snapshot = match sh.client.send(&Request::token()).await {
             Ok(resp) => resp.snapshot(),
             // /token is always answered; a 429 still carries the state.
             Err(e @ keepa::ApiError::NotEnoughTokens(_)) => e.snapshot(),
-            Err(_) => None,
-        };
-        let err = match answer {
-            Ok(_) | Err(keepa::ApiError::NotEnoughTokens(_)) => {
-                if let Some(s) = snapshot {
-                    sh.metrics.envelope(s);
-                    sh.gate
-                        .observe_confirmed(s)
-                        .await
-                        .map_err(|source| HarvestError::Budget { job: "run", source })?;
+            Err(e) => {
+                let clock = sh.gate.clock();
+                if attempts.failed(e, clock, &sh.metrics, shutdown).await? == Retry::Stopped {
+                    return Ok(());
                 }
-                return Ok(());
+                continue;
             }
-            Err(e) if e.is_refusal() => {
-                return Err(HarvestError::Refused {
-                    job: "run",
-                    stage: "/token",
-                    source: e,
-                })
-            }
-            Err(e) => e,
         };
-        failures += 1;
-        if failures >= sh.retry.max_attempts {
-            return Err(HarvestError::Network {
-                job: "run",
-                stage: "/token",
-                attempts: failures,
-                source: err,
-            });
+        if let Some(s) = snapshot {
+            sh.metrics.envelope(s);
+            sh.gate
+                .observe_confirmed(s)
+                .await
+                .map_err(|source| HarvestError::Budget {
+                    job: Job::Run,
+                    source,
+                })?;
         }
-        sh.metrics.retry();
-        tracing::warn!(attempt = failures, error = %err, "/token failed; retrying");
-        let at = sh.now().saturating_add(sh.retry.backoff_after(failures));
-        tokio::select! {
-            _ = sh.gate.clock().sleep_until(at) => {}
-            _ = shutdown.wait_for(|s| *s) => return Ok(()),
-        }
+        return Ok(());
     }
 }
 

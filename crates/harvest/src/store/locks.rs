@@ -19,7 +19,7 @@ use std::sync::Arc;
 use sqlx::PgConnection;
 use tokio::sync::Mutex;
 
-use super::{classify, StoreError};
+use super::{classify, Pool, Store, StoreError};
 
 /// Claims shared by every process on one database. Cheap to clone.
 #[derive(Debug, Clone)]
@@ -118,6 +118,62 @@ impl Locks {
             let _ = sqlx::query("SELECT pg_advisory_unlock_all()")
                 .execute(&mut *con)
                 .await;
+        }
+    }
+}
+
+impl Store {
+    /// Claims shared by every process on this database (see [`Locks`]).
+    ///
+    /// On SQLite this also takes the database for this process: while the
+    /// returned `Locks` (or a clone) lives, another process asking gets
+    /// [`StoreError::InUse`]. The system drops that lock when the process
+    /// ends, however it ends. On PostgreSQL it takes a connection of its own.
+    pub async fn locks(&self) -> Result<Locks, StoreError> {
+        match (&self.pool, &self.lock_path) {
+            (Pool::Postgres(p), _) => {
+                let con = p
+                    .acquire()
+                    .await
+                    .map_err(|e| classify(&self.db, "open a claims connection", &e))?
+                    .detach();
+                Ok(Locks::postgres(con, self.db.clone()))
+            }
+            (Pool::Sqlite(_), Some(path)) => {
+                use std::io::{Read as _, Seek as _, Write as _};
+                let create = |e: std::io::Error| StoreError::Create {
+                    db: self.db.clone(),
+                    detail: format!("cannot open lock file {}: {e}", path.display()),
+                };
+                let mut f = std::fs::OpenOptions::new()
+                    .read(true)
+                    .write(true)
+                    .create(true)
+                    .truncate(false)
+                    .open(path)
+                    .map_err(create)?;
+                match f.try_lock() {
+                    Ok(()) => {}
+                    Err(std::fs::TryLockError::WouldBlock) => {
+                        let mut text = String::new();
+                        let _ = f.read_to_string(&mut text);
+                        let holder = text
+                            .trim()
+                            .parse::<u32>()
+                            .map_or(String::new(), |pid| format!(" (process {pid})"));
+                        return Err(StoreError::InUse {
+                            db: self.db.clone(),
+                            holder,
+                        });
+                    }
+                    Err(std::fs::TryLockError::Error(e)) => return Err(create(e)),
+                }
+                let _ = f.set_len(0);
+                let _ = f.rewind();
+                let _ = writeln!(f, "{}", std::process::id());
+                Ok(Locks::local(f))
+            }
+            (Pool::Sqlite(_), None) => Err(self.invalid("lock", "no database file".into())),
         }
     }
 }

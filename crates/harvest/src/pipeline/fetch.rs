@@ -1,0 +1,223 @@
+//! Fetching through [`Shared::send`]: a feed page, and the one product
+//! fetch the stages and the re-check share.
+
+use budget::Prediction;
+use keepa::model::{DealResponse, ProductResponse};
+use keepa::request::{ProductRequest, Request};
+use keepa::{Domain, Response, ValidationError};
+
+use super::{HarvestPermit, JobSpec, Shared, Stage, MAX_ASINS};
+use crate::error::{Halt, HarvestError};
+use crate::extract::{self, DealItem, ProductItem};
+use crate::store::Batch;
+
+/// What a product request asks Keepa for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ProductShape {
+    /// The stage the products count as fetched at (`Stats` or `Offers`).
+    pub(crate) stage: Stage,
+    /// Days of stats.
+    pub(crate) stats_days: u32,
+    /// Offers to ask for, if any.
+    pub(crate) offers: Option<u32>,
+}
+
+impl ProductShape {
+    /// The request for `asins` in `domain`.
+    fn request(&self, domain: Domain, asins: &[&str]) -> Result<Request, ValidationError> {
+        let mut r = ProductRequest::asins(domain, asins.iter().copied()).stats(self.stats_days);
+        if let Some(n) = self.offers {
+            r = r.offers(n);
+        }
+        r.build()
+    }
+}
+
+/// The products one request brought.
+#[derive(Debug)]
+pub(crate) struct Fetched {
+    /// How many ASINs from the front of the list the request asked for.
+    pub(crate) asked: usize,
+    /// The products Keepa returned, read into rows and rule fields, each
+    /// charged an equal share of what the request cost.
+    pub(crate) items: Vec<ProductItem>,
+    /// Server time the answer was read at.
+    pub(crate) at_ms: i64,
+}
+
+impl Shared {
+    /// The shape of the product request of `stage` (`Stats` or `Offers`)
+    /// in the configured pipeline; the offers stage asks for the stats
+    /// stage's days too (180 without a stats stage).
+    pub(crate) fn product_shape(&self, stage: Stage) -> ProductShape {
+        let pipe = &self.cfg.pipeline;
+        let stats_days = pipe.product_stats.as_ref().map_or(180, |s| s.stats_days);
+        let offers = match stage {
+            Stage::Offers => pipe.product_offers.as_ref().map(|o| u32::from(o.offers)),
+            _ => None,
+        };
+        ProductShape {
+            stage,
+            stats_days,
+            offers,
+        }
+    }
+
+    /// The pipeline's deepest product shape: offers if it has an offers
+    /// stage, else stats.
+    pub(crate) fn deepest_shape(&self) -> ProductShape {
+        if self.cfg.pipeline.product_offers.is_some() {
+            self.product_shape(Stage::Offers)
+        } else {
+            self.product_shape(Stage::Stats)
+        }
+    }
+
+    /// One product request for the front of `asins`, as many as the budget
+    /// grants (the permit is sized by the cost model's per-item
+    /// prediction), sent as a `stage` request of `job`: the answer teaches
+    /// the cost model (`tokensConsumed`), and each product found carries an
+    /// equal share of the charge. A body that does not parse is a failed
+    /// call, retried within the retry budget like any other.
+    pub(crate) async fn fetch_products(
+        &self,
+        job: &JobSpec,
+        stage: Stage,
+        shape: ProductShape,
+        asins: &[&str],
+        pending: &mut Batch,
+    ) -> Result<Fetched, Halt> {
+        let Some(first) = asins.first() else {
+            return Ok(Fetched {
+                asked: 0,
+                items: Vec::new(),
+                at_ms: self.now(),
+            });
+        };
+        let build = |list: &[&str]| {
+            shape.request(self.cfg.domain, list).map_err(|source| {
+                Halt::Failed(HarvestError::Invalid {
+                    job: job.name,
+                    stage: shape.stage,
+                    source,
+                })
+            })
+        };
+        let probe = build(&[first])?;
+        let per_item = {
+            let p = self
+                .cost_lock()
+                .predict_shape(probe.domain(), probe.shape(), 1);
+            Prediction::new(i64::from(p.expected), i64::from(p.upper_bound))
+        };
+        let max = (asins.len() as u32).min(MAX_ASINS);
+        let need = Self::bulk(job, Prediction::exact(0), per_item, max);
+        let permit = self.acquire(job.id, job.name, need).await?;
+        let asked = (permit.items() as usize).clamp(1, asins.len());
+        let req = build(&asins[..asked])?;
+        let (resp, parsed) = self
+            .send(job, stage, permit, &req, pending, |r| {
+                r.parse::<ProductResponse>()
+            })
+            .await?;
+        let consumed = resp.envelope.tokens_consumed.unwrap_or(0);
+        let found = parsed.products.len() as u32;
+        self.cost_lock().observe(&req, found, consumed);
+        let share = if found > 0 {
+            consumed / i64::from(found)
+        } else {
+            0
+        };
+        let at_ms = self.now();
+        let items = parsed
+            .products
+            .iter()
+            .map(|p| extract::product(p, self.domain, shape.stage.as_str(), at_ms, share))
+            .collect();
+        Ok(Fetched {
+            asked,
+            items,
+            at_ms,
+        })
+    }
+
+    /// Re-fetches the front of `asins` (as many as the budget grants) with
+    /// the pipeline's deepest product shape, so the stored row stays
+    /// complete; their rows go into `pending`. Returns the products fetched.
+    pub(crate) async fn refetch(
+        &self,
+        job: &JobSpec,
+        asins: &[String],
+        pending: &mut Batch,
+    ) -> Result<u64, Halt> {
+        let list: Vec<&str> = asins.iter().map(String::as_str).collect();
+        let shape = self.deepest_shape();
+        let fetched = self
+            .fetch_products(job, Stage::Recheck, shape, &list, pending)
+            .await?;
+        let found = fetched.items.len() as u64;
+        pending
+            .products
+            .extend(fetched.items.into_iter().map(|i| i.row));
+        Ok(found)
+    }
+
+    /// Sends one feed page and reads it into deals (a body that does not
+    /// parse is retried like any undecodable answer).
+    pub(crate) async fn feed_page(
+        &self,
+        job: &JobSpec,
+        permit: HarvestPermit,
+        req: &Request,
+        pending: &mut Batch,
+    ) -> Result<Vec<DealItem>, Halt> {
+        let (resp, page) = self
+            .send(job, Stage::Feed, permit, req, pending, |r| {
+                r.parse::<DealResponse>()
+            })
+            .await?;
+        let now = self.now();
+        let pt = price_type(req);
+        let raw = if self.cfg.keep_raw_deals {
+            raw_deals(&resp)
+        } else {
+            Vec::new()
+        };
+        Ok(page
+            .deals
+            .dr
+            .iter()
+            .enumerate()
+            .filter_map(|(i, d)| {
+                let mut item = extract::deal(d, self.domain, pt, now)?;
+                item.row.raw_json = raw.get(i).cloned().flatten();
+                Some(item)
+            })
+            .collect())
+    }
+}
+
+/// Each deal object of a feed page as Keepa sent it (JSON text), by
+/// position; empty when the body has no `deals.dr` array.
+fn raw_deals(resp: &Response) -> Vec<Option<String>> {
+    let Ok(body) = resp.json() else {
+        return Vec::new();
+    };
+    match body.pointer("/deals/dr") {
+        Some(serde_json::Value::Array(items)) => items
+            .iter()
+            .map(|d| serde_json::to_string(d).ok())
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// The feed's price type, from the request body.
+fn price_type(req: &Request) -> u8 {
+    req.body()
+        .and_then(|b| b.get("priceTypes"))
+        .and_then(|v| v.get(0))
+        .and_then(|v| v.as_u64())
+        .and_then(|v| u8::try_from(v).ok())
+        .unwrap_or(0)
+}

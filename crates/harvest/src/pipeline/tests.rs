@@ -1,0 +1,182 @@
+//! The fetch path against fake-keepa on a hand-moved clock: a product
+//! answer that cannot be read is a failed call, retried within the retry
+//! budget, never "0 products, move on".
+
+use std::sync::{Arc, Mutex};
+
+use budget::gate::Gate;
+use keepa::clock::ManualClock;
+use fake_keepa::{FakeKeepa, RunningServer};
+use keepa::request::{ProductRequest, Request};
+use keepa::{ApiKey, Client, CostModel, TokenSnapshot};
+use tokio::sync::watch;
+
+use super::*;
+use crate::store::Batch;
+
+const START_MS: i64 = 1_767_225_600_000;
+const KEY: &str = "pipelinetestkey0123456789abcdef0123456789abcdef0123456789abcdef";
+
+struct Rig {
+    sh: Shared,
+    server: RunningServer,
+    dir: std::path::PathBuf,
+}
+
+impl Rig {
+    async fn new(faults: &str) -> Rig {
+        let clock = ManualClock::new(START_MS);
+        let server = FakeKeepa::builder()
+            .keys([KEY])
+            .refill_per_minute(20)
+            .start_tokens(1_000)
+            .clock(clock)
+            .seed(7)
+            .faults(faults.parse().unwrap())
+            .start()
+            .await
+            .unwrap();
+        let client = Client::builder(ApiKey::new(KEY.to_string()).unwrap())
+            .base_url(server.base_url())
+            .build()
+            .unwrap();
+        let cfg = RunConfig::default_config();
+        let gate = Gate::new(
+            cfg.budget.policy,
+            AnyLedger::default(),
+            ScaledClock::new(START_MS),
+            None,
+        );
+        gate.observe_confirmed(TokenSnapshot {
+            timestamp_ms: START_MS,
+            tokens_left: 1_000,
+            refill_in_ms: 60_000,
+            refill_rate: 20,
+        })
+        .await
+        .unwrap();
+        let dir = std::env::temp_dir().join(format!(
+            "keepa_harvest_pipeline_{}_{}",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos())
+        ));
+        let store = Store::open(&dir.join("h.db").display().to_string())
+            .await
+            .unwrap();
+        let locks = store.locks().await.unwrap();
+        let (stop_tx, stop) = watch::channel(false);
+        let sh = Shared {
+            gate,
+            client,
+            cost: Arc::new(Mutex::new(CostModel::new())),
+            store,
+            domain: cfg.domain.id(),
+            cfg: Arc::new(cfg),
+            metrics: Metrics::new(),
+            stop,
+            stop_tx: Arc::new(stop_tx),
+            claims: Arc::new(Claims::new(locks)),
+            retry: RetryPolicy {
+                max_attempts: 3,
+                backoff_ms: 0,
+            },
+            target_deals: None,
+        };
+        Rig { sh, server, dir }
+    }
+
+    async fn finish(self) {
+        self.sh.store.close().await;
+        self.server.shutdown().await;
+        let _ = std::fs::remove_dir_all(self.dir);
+    }
+}
+
+fn network_attempts(r: Result<impl std::fmt::Debug, Halt>) -> (Job, Stage, u32) {
+    match r {
+        Err(Halt::Failed(HarvestError::Network {
+            job,
+            stage,
+            attempts,
+            ..
+        })) => (job, stage, attempts),
+        other => panic!("expected a Network failure, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_recheck_of_undecodable_answers_fails_after_the_retry_budget() {
+    let rig = Rig::new("garbage=1").await;
+    let mut pending = Batch::default();
+    let asins = vec!["B000000001".to_string(), "B000000002".to_string()];
+    let r = rig.sh.refetch(&RECHECK, &asins, &mut pending).await;
+    assert_eq!(network_attempts(r), (Job::Recheck, Stage::Recheck, 3));
+    // Every attempt reached the server, was charged and is in the ledger.
+    assert_eq!(rig.server.stats().faults.garbage, 3);
+    assert_eq!(pending.requests.len(), 3);
+    assert!(pending.products.is_empty());
+    for row in &pending.requests {
+        assert_eq!(
+            (row.job.as_str(), row.stage.as_str()),
+            ("recheck", "recheck")
+        );
+        assert_ne!(row.status, "ok");
+    }
+    rig.finish().await;
+}
+
+#[tokio::test]
+async fn an_answer_the_reader_cannot_read_is_retried_like_a_failed_call() {
+    let rig = Rig::new("").await;
+    let mut pending = Batch::default();
+    let req = ProductRequest::asins(rig.sh.cfg.domain, ["B000000001"])
+        .build()
+        .unwrap();
+    let need = Shared::bulk(&RECHECK, Prediction::exact(1), Prediction::exact(0), 1);
+    let permit = rig
+        .sh
+        .acquire(RECHECK.id, RECHECK.name, need)
+        .await
+        .unwrap();
+    // A model the answer does not match: an object is not a list.
+    let r = rig
+        .sh
+        .send(&RECHECK, Stage::Recheck, permit, &req, &mut pending, |r| {
+            r.parse::<Vec<u8>>()
+        })
+        .await;
+    assert_eq!(network_attempts(r), (Job::Recheck, Stage::Recheck, 3));
+    assert_eq!(pending.requests.len(), 3);
+    assert!(pending.requests.iter().all(|row| row.status == "ok"));
+    rig.finish().await;
+}
+
+#[tokio::test]
+async fn the_stages_and_the_recheck_fetch_products_the_same_way() {
+    let rig = Rig::new("").await;
+    let sh = &rig.sh;
+    let mut pending = Batch::default();
+    let req: Request = sh.cfg.selection.clone().with_page(0).build().unwrap();
+    let permit = sh.acquire_page(&BACKFILL).await.unwrap();
+    let deals = sh
+        .feed_page(&BACKFILL, permit, &req, &mut pending)
+        .await
+        .unwrap();
+    assert!(deals.len() >= 2, "{} deals", deals.len());
+    let asins: Vec<String> = deals.iter().take(2).map(|d| d.asin.clone()).collect();
+    let found = sh.refetch(&RECHECK, &asins, &mut pending).await.unwrap();
+    assert_eq!(found, 2);
+    let shape = sh.deepest_shape();
+    for row in &pending.products {
+        assert_eq!(row.stage, shape.stage.as_str());
+        assert!(row.tokens_charged > 0, "{row:?}");
+    }
+    let last = pending.requests.last().unwrap();
+    assert_eq!(
+        (last.job.as_str(), last.stage.as_str(), last.status.as_str()),
+        ("recheck", "recheck", "ok")
+    );
+    rig.finish().await;
+}
