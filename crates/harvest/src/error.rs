@@ -55,9 +55,6 @@ pub enum HarvestError {
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
-    /// The sandbox's fake server could not start.
-    #[error("cannot start the sandbox server: {0}")]
-    Sandbox(String),
     /// A job task panicked or was cancelled (a bug).
     #[error("a job task ended abnormally: {0}")]
     Task(String),
