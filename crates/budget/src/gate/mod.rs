@@ -76,7 +76,8 @@ pub trait TokenSync: Send + Sync + 'static {
     fn sync(&self) -> Pin<Box<dyn Future<Output = Option<TokenSnapshot>> + Send + '_>>;
 }
 
-/// The Keepa client syncs through one `/token` call (free).
+/// The Keepa client syncs through one `/token` call (free). Feature `client`.
+#[cfg(feature = "client")]
 impl TokenSync for keepa::Client {
     fn sync(&self) -> Pin<Box<dyn Future<Output = Option<TokenSnapshot>> + Send + '_>> {
         Box::pin(async move {
