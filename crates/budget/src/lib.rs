@@ -13,7 +13,8 @@
 //!   [`flow`] (ours, the default).
 //! - [`Scheduler`]: ledger + policy + memory, pure: `decide(now, demands)`.
 //! - [`gate`]: the async shell the harvest uses: `acquire` → [`gate::Permit`]
-//!   → `settle`.
+//!   → `settle`. With feature `client`, `keepa::Client` is its
+//!   [`gate::TokenSync`] (the budget links no HTTP stack without it).
 //! - [`store`]: where the ledger lives ([`LedgerStore`]): in process, or
 //!   (feature `redis`) in Redis, shared by several processes and hosts
 //!   (`redis_ledger`), with a small surface for one-off calls (`shared`).

@@ -280,7 +280,7 @@ impl ApiError {
     }
 }
 
-/// A [`crate::client::Client`] that could not be built.
+/// A `keepa::client::Client` (feature `client`) that could not be built.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum BuildError {
     /// The base URL is not an absolute `http`/`https` URL.

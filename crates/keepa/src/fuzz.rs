@@ -22,7 +22,7 @@ fn keep<T>(v: T) {
     let _ = black_box(v);
 }
 
-use crate::client::{decode_answer, ApiKey};
+use crate::answer::{decode_answer, ApiKey};
 use crate::envelope::{Envelope, TokenSnapshot};
 use crate::model::{
     BestsellersResponse, CategoryResponse, ConditionFilter, CsvType, DateRange, Deal, DealResponse,
@@ -40,7 +40,7 @@ const STATUSES: [u16; 12] = [200, 200, 400, 402, 404, 405, 429, 500, 503, 302, 2
 const RECEIVED_AT_MS: i64 = 1_700_000_000_000;
 
 /// A whole HTTP answer: the first byte picks the status (mostly 2xx), the
-/// rest is the body. Decoded as [`Client::send`](crate::Client::send) does,
+/// rest is the body. Decoded by [`decode_answer`], as `Client::send` does,
 /// then parsed as every response type, its envelope turned into a snapshot
 /// and a bucket, and its error (if any) displayed.
 pub fn answer(data: &[u8]) {

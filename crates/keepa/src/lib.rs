@@ -17,7 +17,13 @@
 //! - [`model`]: products, stats, offers, deals, sellers, csv histories.
 //! - [`request`]: validated request builders; a bad request never costs a token.
 //! - [`cost`]: what a request will cost, learned online from `tokensConsumed`.
-//! - [`client`]: the HTTP client; every outcome is one typed result.
+//! - [`answer`]: what Keepa answered: [`ApiKey`] (prints `***`),
+//!   [`Response`], and `decode_answer`, the one reading of a received
+//!   answer into a response or a typed error.
+//! - `client` (feature **`client`**, on by default): the HTTP client
+//!   (`Client`, on reqwest and rustls); every outcome is one typed result.
+//!   Crates that only model Keepa (the budget, the simulator) depend on
+//!   `keepa` with `default-features = false` and link no HTTP stack.
 //! - [`fuzz`]: the parse entry points the fuzz targets and the no-panic
 //!   tests drive with arbitrary bytes.
 //!
@@ -34,6 +40,8 @@
 //! ```
 #![warn(missing_docs, missing_debug_implementations, unreachable_pub)]
 
+pub mod answer;
+#[cfg(feature = "client")]
 pub mod client;
 pub mod clock;
 pub mod cost;
@@ -46,7 +54,9 @@ pub mod request;
 pub mod time;
 pub mod tokens;
 
-pub use client::{ApiKey, Client, ClientBuilder, Response, TIME_SCALE_HEADER};
+pub use answer::{ApiKey, Response, TIME_SCALE_HEADER};
+#[cfg(feature = "client")]
+pub use client::{Client, ClientBuilder};
 pub use cost::{CostModel, CostPrediction};
 pub use domain::Domain;
 pub use envelope::{Envelope, TokenSnapshot, PLAUSIBLE};
