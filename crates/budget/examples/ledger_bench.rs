@@ -10,11 +10,12 @@
 use std::future::Future;
 use std::time::{Duration, Instant};
 
-use budget::gate::{Gate, ManualClock};
+use budget::gate::Gate;
 use budget::policy::Flow;
 use budget::redis_ledger::{LedgerName, RedisLedger, RedisOptions};
 use budget::store::Published;
 use budget::{JobId, Ledger, LedgerStore, Outcome, Prediction};
+use keepa::clock::ManualClock;
 use keepa::TokenSnapshot;
 
 const T0: i64 = 1_700_000_000_000;

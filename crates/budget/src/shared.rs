@@ -38,13 +38,14 @@ use std::time::Duration;
 use keepa::TokenSnapshot;
 
 use crate::demand::{Bulk, JobId, Millis, Need, Periodic, Prediction};
-use crate::gate::{Gate, GateError, Permit, TokenSync, TokioClock};
+use crate::gate::{Gate, GateError, Permit, TokenSync};
 use crate::policy::PolicyKind;
 use crate::redis_ledger::{LedgerName, PolicyMode, PolicySpec, RedisLedger, RedisOptions};
 use crate::store::LedgerError;
+use keepa::clock::{Clock as _, ScaledClock};
 
 /// A permit for one call; settle it with the outcome (see [`Permit`]).
-pub type OneOffPermit = Permit<PolicyKind, TokioClock, RedisLedger>;
+pub type OneOffPermit = Permit<PolicyKind, ScaledClock, RedisLedger>;
 
 /// How urgent a one-off call is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -89,13 +90,13 @@ pub struct SharedOptions {
     /// Server time (the clock envelopes' `timestamp` follows). `None`:
     /// Redis `TIME` at real speed, right for Keepa, whose `timestamp` is wall
     /// time; a fake server on a fast clock needs its own, scaled.
-    pub clock: Option<TokioClock>,
+    pub clock: Option<ScaledClock>,
 }
 
 /// A handle on a key's shared budget for one-off calls. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct SharedBudget {
-    gate: Gate<PolicyKind, TokioClock, RedisLedger>,
+    gate: Gate<PolicyKind, ScaledClock, RedisLedger>,
     next_job: std::sync::Arc<AtomicU32>,
 }
 
@@ -129,7 +130,7 @@ impl SharedBudget {
         // Redis TIME is the clock every process on this ledger shares.
         let clock = match options.clock {
             Some(c) => c,
-            None => TokioClock::new(ledger.redis_time_ms().await?),
+            None => ScaledClock::new(ledger.redis_time_ms().await?, 1.0),
         };
         Ok(SharedBudget {
             gate: Gate::new(spec.policy()?, ledger, clock, token),
@@ -145,7 +146,7 @@ impl SharedBudget {
     ) -> Result<OneOffPermit, SharedError> {
         let n = self.next_job.fetch_add(1, Ordering::Relaxed) % ONE_OFF_BASE;
         let job = JobId(ONE_OFF_BASE + n);
-        let now: Millis = crate::gate::Clock::now(self.gate.clock());
+        let now: Millis = self.gate.clock().now_ms();
         match class {
             JobClass::Interactive { max_delay } => {
                 // Due now, no period: the policy serves it like a periodic
@@ -189,7 +190,7 @@ impl SharedBudget {
     }
 
     /// The gate underneath, for callers that want the whole surface.
-    pub fn gate(&self) -> &Gate<PolicyKind, TokioClock, RedisLedger> {
+    pub fn gate(&self) -> &Gate<PolicyKind, ScaledClock, RedisLedger> {
         &self.gate
     }
 }

@@ -3,9 +3,10 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use budget::gate::{Clock, Gate, TokenSync, TokioClock};
+use budget::gate::{Gate, TokenSync};
 use budget::policy::Flow;
 use budget::{JobId, Ledger, Outcome, Prediction};
+use keepa::clock::{Clock, ScaledClock};
 use keepa::TokenSnapshot;
 
 fn snap(ts: i64, left: i64, refill_in: i64, rate: i64) -> TokenSnapshot {
@@ -17,13 +18,13 @@ fn snap(ts: i64, left: i64, refill_in: i64, rate: i64) -> TokenSnapshot {
     }
 }
 
-type G = Gate<Flow, TokioClock>;
+type G = Gate<Flow, ScaledClock>;
 
 fn gate(token: Option<Box<dyn TokenSync>>) -> G {
     Gate::new(
         Flow::default(),
         Ledger::default(),
-        TokioClock::new(0),
+        ScaledClock::new(0, 1.0),
         token,
     )
 }
@@ -31,7 +32,7 @@ fn gate(token: Option<Box<dyn TokenSync>>) -> G {
 /// A /token endpoint returning a fixed bucket state at the gate's time.
 struct FakeToken {
     calls: Arc<AtomicU64>,
-    clock: TokioClock,
+    clock: ScaledClock,
     left_at: fn(i64) -> i64,
 }
 
@@ -41,7 +42,7 @@ impl TokenSync for FakeToken {
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Option<TokenSnapshot>> + Send + '_>>
     {
         self.calls.fetch_add(1, Ordering::SeqCst);
-        let now = self.clock.now();
+        let now = self.clock.now_ms();
         let left = (self.left_at)(now);
         // Steps land at 30 s + k minutes.
         let refill_in = 60_000 - (now - 30_000).rem_euclid(60_000);
@@ -64,7 +65,7 @@ async fn gate_bulk_waits_exactly_until_the_refill_step_that_fits() {
         )
         .await
         .unwrap();
-    assert_eq!(g.clock().now(), 47 * 60_000);
+    assert_eq!(g.clock().now_ms(), 47 * 60_000);
     assert_eq!(p.items(), 20);
     p.settle(Outcome::Charged {
         consumed: 240,
@@ -111,7 +112,7 @@ async fn a_timeout_counts_as_charged_until_a_newer_envelope() {
 #[tokio::test(start_paused = true)]
 async fn a_429_adopts_the_envelope_and_waits_for_the_next_step_without_a_storm() {
     let calls = Arc::new(AtomicU64::new(0));
-    let clock = TokioClock::new(0);
+    let clock = ScaledClock::new(0, 1.0);
     let token = FakeToken {
         calls: calls.clone(),
         clock: clock.clone(),
@@ -143,7 +144,7 @@ async fn a_429_adopts_the_envelope_and_waits_for_the_next_step_without_a_storm()
         .acquire_batch(JobId(1), Prediction::exact(0), Prediction::exact(1), 1, 1)
         .await
         .unwrap();
-    let now = g.clock().now();
+    let now = g.clock().now_ms();
     // The 429 showed 50 tokens taken by someone else: the gate now keeps a
     // buffer of that size, so it waits more than one step, but it only ever
     // wakes at refill steps, and calls /token at most once a minute.
@@ -171,7 +172,7 @@ async fn periodic_runs_start_on_time_while_bulk_takes_the_rest() {
             let mut starts = vec![];
             for _ in 0..30 {
                 let p = g.acquire_periodic(JobId(0)).await.unwrap();
-                let now = g.clock().now();
+                let now = g.clock().now_ms();
                 starts.push(now);
                 let left = g.balance().unwrap();
                 p.settle(Outcome::Charged {
@@ -189,7 +190,7 @@ async fn periodic_runs_start_on_time_while_bulk_takes_the_rest() {
         let g = g.clone();
         tokio::spawn(async move {
             let mut items = 0u32;
-            while g.clock().now() < 30 * 60_000 {
+            while g.clock().now_ms() < 30 * 60_000 {
                 let p = g
                     .acquire_batch(
                         JobId(1),
@@ -200,7 +201,7 @@ async fn periodic_runs_start_on_time_while_bulk_takes_the_rest() {
                     )
                     .await
                     .unwrap();
-                let now = g.clock().now();
+                let now = g.clock().now_ms();
                 items += p.items();
                 let cost = 12 * p.items() as i64;
                 let left = g.balance().unwrap();

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use budget::gate::{Gate, ManualClock};
+use budget::gate::Gate;
 use budget::policy::{ControlledDeficit, Flow};
 use budget::redis_ledger::{RedisLedger, RedisOptions};
 use budget::shared::{JobClass, SharedBudget, SharedError, SharedOptions};
@@ -16,6 +16,7 @@ use budget::store::Published;
 use budget::{
     Bulk, JobId, Ledger, LedgerStore, Need, Outcome, Periodic, PolicyKind, Prediction, SeedRules,
 };
+use keepa::clock::ManualClock;
 use redis_common::*;
 
 const T0: i64 = 1_700_000_000_000;
@@ -136,7 +137,7 @@ async fn bulk_fair_share_holds_across_processes() {
     let steps = 12;
     for k in 1..=steps {
         wait_ms(80).await;
-        clock.advance(T0 + k * 60_000);
+        clock.set_ms(T0 + k * 60_000);
     }
     wait_ms(150).await;
     for p in &procs {
@@ -229,7 +230,7 @@ async fn a_one_off_permit_comes_from_the_shared_budget() {
     let name = unique_name("oneoff");
     let dashboard = shared(&url, &name).await;
     let harvester = connect(&url, &name).await;
-    let now = budget::gate::Clock::now(dashboard.gate().clock());
+    let now = keepa::clock::Clock::now_ms(dashboard.gate().clock());
     assert!(dashboard.observe(snap(now, 100, 5)).await.unwrap());
     let permit = dashboard
         .acquire_one(

@@ -7,7 +7,7 @@
 //! is 1: the wall clock.
 
 use anyhow::Context as _;
-use harvest::clock::ScaledClock;
+use keepa::clock::ScaledClock;
 use keepa::request::Request;
 use keepa::Client;
 
@@ -75,7 +75,7 @@ pub(crate) async fn server_clock(
         .timestamp
         .ok_or_else(|| anyhow::anyhow!("the server's /token answer has no timestamp"))?;
     tracing::info!(scale, "server clock: time x{scale}, {}", source.describe());
-    Ok(ScaledClock::scaled(now, scale))
+    Ok(ScaledClock::new(now, scale))
 }
 
 #[cfg(test)]

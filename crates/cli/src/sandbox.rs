@@ -19,8 +19,8 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use fake_keepa::{FakeKeepa, RunningServer};
-use harvest::clock::ScaledClock;
 use harvest::run::{TokenPoint, TokenTruth};
+use keepa::clock::ScaledClock;
 use keepa::{ApiKey, Client};
 
 /// 2026-01-01T00:00:00Z: the sandbox's day zero.
@@ -123,7 +123,7 @@ impl Sandbox {
 
     /// The budget's clock, on the server's scale from the server's time now.
     pub(crate) fn clock(&self) -> ScaledClock {
-        ScaledClock::scaled(self.server.now_ms(), self.settings.time_scale)
+        ScaledClock::new(self.server.now_ms(), self.settings.time_scale)
     }
 
     /// The server's own token counts, for the summary.

@@ -10,7 +10,6 @@
 //!   permit; never pays twice for a product the store knows.
 //! - [`extract`]: the one module reading Keepa's deal and product objects.
 //! - [`config`], [`store`]: the TOML configuration and the database.
-//! - [`clock`]: server time for the budget, scaled for a fast fake server.
 //! - [`fuzz`]: the parse entry points the fuzz targets and the no-panic
 //!   tests drive with arbitrary bytes.
 //!
@@ -21,7 +20,8 @@
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
-//! use harvest::{clock::ScaledClock, config::RunConfig, metrics::Metrics, run, store::Store, RunOptions};
+//! use keepa::clock::ScaledClock;
+//! use harvest::{config::RunConfig, metrics::Metrics, run, store::Store, RunOptions};
 //! use harvest::run::EnvelopeTruth;
 //! use keepa::{ApiKey, Client};
 //! let key = ApiKey::new(std::env::var("KEEPA_API_KEY")?)?;
@@ -45,7 +45,6 @@
 
 #![warn(missing_docs, missing_debug_implementations)]
 
-pub mod clock;
 pub mod config;
 pub mod error;
 pub mod extract;

@@ -5,21 +5,22 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use budget::gate::{Clock, Gate};
+use budget::gate::Gate;
 use budget::AnyLedger;
+use keepa::clock::Clock;
 use keepa::request::Request;
 use keepa::{Client, CostModel};
 use serde::Serialize;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
-use crate::clock::ScaledClock;
 use crate::config::RunConfig;
 use crate::error::HarvestError;
 use crate::jobs;
 use crate::metrics::{Metrics, MetricsSnapshot};
 use crate::pipeline::{Claims, RetryPolicy, Shared};
 use crate::store::Store;
+use keepa::clock::ScaledClock;
 
 /// The server's token counts at one instant, for the summary.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -206,7 +207,7 @@ async fn first_token_state(
 pub async fn run(cfg: RunConfig, mut opts: RunOptions) -> RunReport {
     let wall = Instant::now();
     let clock = opts.clock.clone();
-    let start_ms = clock.now();
+    let start_ms = clock.now_ms();
     let shared = match shared_state(cfg, &mut opts).await {
         Ok(s) => s,
         Err(e) => {
@@ -253,7 +254,7 @@ pub async fn run(cfg: RunConfig, mut opts: RunOptions) -> RunReport {
     // Jobs without a stop left (only refresh, say) end here too.
     shared.request_stop();
 
-    let end_ms = clock.now();
+    let end_ms = clock.now_ms();
     let m = opts.metrics.snapshot();
     let last = truth.as_ref().and_then(|t| t.point());
     let (w_point, w_metrics) = window_end

@@ -2,11 +2,11 @@
 //! settings of `run --sandbox`) stores each deal's JSON exactly as the feed
 //! sent it, beside the typed row (absolute deltas included).
 
-use harvest::clock::ScaledClock;
 use harvest::config::RunConfig;
 use harvest::metrics::Metrics;
 use harvest::store::{ExportFormat, Store};
 use harvest::{run, RunOptions};
+use keepa::clock::ScaledClock;
 
 const KEY: &str = "RAWDEALSKEY0123456789";
 const TIME_SCALE: f64 = 600.0;
@@ -44,7 +44,7 @@ async fn a_run_keeps_each_deals_raw_json_when_asked() {
         cfg,
         RunOptions {
             client,
-            clock: ScaledClock::scaled(server.now_ms(), TIME_SCALE),
+            clock: ScaledClock::new(server.now_ms(), TIME_SCALE),
             store: Store::open(&db).await.unwrap(),
             ledger: Default::default(),
             target_deals: Some(5),

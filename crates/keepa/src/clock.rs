@@ -59,7 +59,7 @@ pub trait Clock: Send + Sync + fmt::Debug + 'static {
 ///
 /// Scale 1 is real time (Keepa's `timestamp` is wall time); `600` makes one
 /// real second ten server minutes. Clones share the origin.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct ScaledClock {
     origin_ms: i64,
     origin: tokio::time::Instant,

@@ -45,7 +45,7 @@ impl<P: Policy + 'static, C: Clock, L: LedgerStore + 'static> Gate<P, C, L> {
                 sh.store.load(&mine)
             };
             let loaded = load.await?;
-            let now = self.inner.clock.now();
+            let now = self.inner.clock.now_ms();
             match self.decide_step(job, now, &loaded)? {
                 Step::Again => continue,
                 Step::Reserve(g, vtime, reserve) => {

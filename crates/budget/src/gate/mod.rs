@@ -27,7 +27,8 @@
 //!
 //! ```
 //! # tokio_test_block_on(async {
-//! use budget::gate::{Gate, ManualClock};
+//! use budget::gate::Gate;
+//! use keepa::clock::ManualClock;
 //! use budget::{policy::Flow, JobId, Ledger, Outcome, Prediction};
 //! use keepa::TokenSnapshot;
 //!
@@ -46,7 +47,6 @@
 //! ```
 
 mod acquire;
-mod clock;
 mod permit;
 mod queue;
 
@@ -66,7 +66,7 @@ use crate::policy::Policy;
 use crate::store::{LedgerError, LedgerStore, Published, StoreFuture};
 use crate::Scheduler;
 
-pub use clock::{Clock, ManualClock, TokioClock};
+use keepa::clock::Clock;
 pub use permit::Permit;
 
 /// Calls Keepa's free `/token` endpoint.
@@ -208,7 +208,7 @@ impl<P: Policy + 'static, C: Clock, L: LedgerStore + 'static> Gate<P, C, L> {
 
     /// Projected balance now (for a shared store: as of its last read).
     pub fn balance(&self) -> Option<i64> {
-        let now = self.inner.clock.now();
+        let now = self.inner.clock.now_ms();
         self.lock().store.view().map(|v| v.balance_at(now))
     }
 

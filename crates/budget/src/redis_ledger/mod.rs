@@ -280,13 +280,14 @@ impl Ctx {
 ///
 /// ```no_run
 /// # async fn demo() -> Result<(), budget::LedgerError> {
-/// use budget::gate::{Gate, TokioClock};
+/// use budget::gate::Gate;
+/// use keepa::clock::ScaledClock;
 /// use budget::redis_ledger::{LedgerName, PolicyMode, PolicySpec, RedisLedger, RedisOptions};
 ///
 /// let name = LedgerName::new("my-shop")?;
 /// let ledger = RedisLedger::connect("redis://127.0.0.1:6379/", &name, RedisOptions::default()).await?;
 /// let spec = ledger.agree_policy(&PolicySpec::default(), PolicyMode::Adopt).await?;
-/// let gate = Gate::new(spec.policy()?, ledger, TokioClock::new(0), None);
+/// let gate = Gate::new(spec.policy()?, ledger, ScaledClock::new(0, 1.0), None);
 /// # drop(gate); Ok(()) }
 /// ```
 pub struct RedisLedger {

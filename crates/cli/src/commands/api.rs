@@ -127,7 +127,7 @@ impl ApiArgs {
         tracing::debug!(request = %what, expected = prediction.expected, "calling Keepa");
         let result = client.send(&request).await;
         if let Some((shared, p)) = permit {
-            let now = budget::gate::Clock::now(shared.gate().clock());
+            let now = keepa::clock::Clock::now_ms(shared.gate().clock());
             let outcome = budget::Outcome::of_call(&result, i64::from(prediction.expected), now);
             p.settle_confirmed(outcome)
                 .await

@@ -12,10 +12,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use harvest::clock::ScaledClock;
 use harvest::metrics::Metrics;
 use harvest::run::{EnvelopeTruth, RunOptions, RunReport, TokenTruth};
 use harvest::store::Store;
+use keepa::clock::ScaledClock;
 use keepa::{ApiKey, Client};
 use tokio::sync::watch;
 

@@ -29,7 +29,7 @@ impl StatusArgs {
             ..CommandFlags::default()
         })?;
         let store = open_existing(&plan.db).await?;
-        let wall = harvest::clock::wall_unix_ms();
+        let wall = keepa::clock::wall_unix_ms();
         let mut report = store.status(wall).await.context("reading the status")?;
         // The ledger's times are the harvest's clock (a sandbox's is not the
         // wall clock): windows end at the newest request, so "last hour"

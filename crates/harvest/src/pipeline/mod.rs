@@ -32,16 +32,17 @@
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use budget::gate::{Clock, Gate, Permit};
+use budget::gate::{Gate, Permit};
 use budget::{AnyLedger, Bulk, JobId, Need, PolicyKind, Prediction};
+use keepa::clock::Clock;
 use keepa::{Client, CostModel};
 use tokio::sync::watch;
 
-use crate::clock::ScaledClock;
 use crate::config::RunConfig;
 use crate::error::{Halt, HarvestError};
 use crate::metrics::Metrics;
 use crate::store::{Batch, Store};
+use keepa::clock::ScaledClock;
 
 mod claims;
 mod fetch;
@@ -153,7 +154,7 @@ const FEED_PAGE_TOKENS: i64 = 5;
 impl Shared {
     /// Server time now.
     pub(crate) fn now(&self) -> i64 {
-        self.gate.clock().now()
+        self.gate.clock().now_ms()
     }
 
     /// Whether the run is stopping.

@@ -1,17 +1,17 @@
 //! The one function that calls Keepa ([`Shared::send`]) and the one retry
 //! rule every call follows ([`Attempts`]).
 
-use budget::gate::Clock;
 use budget::{Outcome, Prediction};
+use keepa::clock::Clock;
 use keepa::request::{Endpoint, Request};
 use keepa::{ApiError, Response};
 use tokio::sync::watch;
 
 use super::{HarvestPermit, Job, JobSpec, RetryPolicy, Shared, Stage};
-use crate::clock::ScaledClock;
 use crate::error::{Halt, HarvestError};
 use crate::metrics::Metrics;
 use crate::store::{Batch, RequestRow};
+use keepa::clock::ScaledClock;
 
 /// The failed attempts of one call, and the rule after each: a refusal
 /// ends at once ([`HarvestError::Refused`]); the last attempt the
@@ -75,7 +75,7 @@ impl Attempts {
         metrics.retry();
         tracing::warn!(job = job.as_str(), stage = stage.as_str(), attempt = self.failures, error = %err, "request failed; retrying");
         let at = clock
-            .now()
+            .now_ms()
             .saturating_add(self.policy.backoff_after(self.failures));
         tokio::select! {
             _ = clock.sleep_until(at) => Ok(Retry::Again),

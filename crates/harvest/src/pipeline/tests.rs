@@ -5,8 +5,8 @@
 use std::sync::{Arc, Mutex};
 
 use budget::gate::Gate;
-use keepa::clock::ManualClock;
 use fake_keepa::{FakeKeepa, RunningServer};
+use keepa::clock::ManualClock;
 use keepa::request::{ProductRequest, Request};
 use keepa::{ApiKey, Client, CostModel, TokenSnapshot};
 use tokio::sync::watch;
@@ -44,7 +44,7 @@ impl Rig {
         let gate = Gate::new(
             cfg.budget.policy,
             AnyLedger::default(),
-            ScaledClock::new(START_MS),
+            ScaledClock::new(START_MS, 1.0),
             None,
         );
         gate.observe_confirmed(TokenSnapshot {
