@@ -11,6 +11,7 @@ mod config;
 mod context;
 mod exit;
 mod logging;
+mod metrics_http;
 
 use clap::Parser;
 

@@ -192,16 +192,7 @@ impl RunArgs {
 
         let (stop_metrics_tx, stop_metrics_rx) = watch::channel(false);
         if let Some(addr) = metrics_addr {
-            let listener = harvest::metrics::bind(addr)
-                .await
-                .map_err(|e| usage(format!("--metrics-addr {addr}: {e}")))?;
-            let bound = listener.local_addr().unwrap_or(addr);
-            tokio::spawn(harvest::metrics::serve(
-                listener,
-                metrics.clone(),
-                stop_metrics_rx.clone(),
-            ));
-            tracing::info!(addr = %bound, "metrics at http://{bound}/metrics");
+            crate::metrics_http::start(addr, metrics.clone(), stop_metrics_rx.clone()).await?;
         }
         let progress = if self.quiet || ctx.json {
             None
