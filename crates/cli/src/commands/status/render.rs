@@ -8,6 +8,7 @@ use std::time::{Duration, UNIX_EPOCH};
 use harvest::store::StatusReport;
 use keepa::request::{DEALS_PER_PAGE, MAX_DEAL_PAGE};
 use serde_json::Value;
+use sim::estimate::thousands;
 
 /// Pages the deal feed can be read to: Keepa pages through at most
 /// [`FEED_CAP_DEALS`] deals.
@@ -207,19 +208,6 @@ fn no_checkpoint(job: &str, tokens: i64) -> String {
         _ => "no checkpoint",
     };
     format!("{what}; {tokens} tokens spent")
-}
-
-/// `12345` as `12,345`.
-fn thousands(n: u64) -> String {
-    let digits = n.to_string();
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
 }
 
 /// A time and its age relative to `now_ms`: `2026-12-03 09:14:00 UTC (6m ago)`.

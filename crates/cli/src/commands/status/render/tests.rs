@@ -155,12 +155,3 @@ fn an_unknown_shape_is_shown_as_stored() {
         );
     }
 }
-
-#[test]
-fn thousands_separators() {
-    assert_eq!(thousands(0), "0");
-    assert_eq!(thousands(999), "999");
-    assert_eq!(thousands(1_000), "1,000");
-    assert_eq!(thousands(10_000), "10,000");
-    assert_eq!(thousands(1_234_567), "1,234,567");
-}
