@@ -12,6 +12,7 @@ mod context;
 mod exit;
 mod logging;
 mod metrics_http;
+mod progress;
 
 use clap::Parser;
 

@@ -5,7 +5,6 @@
 //! finish (bounded), commits, prints the summary and exits 130; a second
 //! Ctrl-C exits at once. The next start resumes from the checkpoints.
 
-use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -180,8 +179,8 @@ impl RunArgs {
                 wait_signal().await;
                 count += 1;
                 if count == 1 {
-                    eprintln!(
-                        "stopping: finishing the requests in flight (Ctrl-C again to quit at once)"
+                    crate::logging::eprintln_above_bars(
+                        "stopping: finishing the requests in flight (Ctrl-C again to quit at once)",
                     );
                     let _ = shutdown_tx.send(true);
                 } else {
@@ -194,16 +193,6 @@ impl RunArgs {
         if let Some(addr) = metrics_addr {
             crate::metrics_http::start(addr, metrics.clone(), stop_metrics_rx.clone()).await?;
         }
-        let progress = if self.quiet || ctx.json {
-            None
-        } else {
-            Some(tokio::spawn(progress_loop(
-                metrics.clone(),
-                target,
-                stop_metrics_rx.clone(),
-            )))
-        };
-
         if let Some(s) = &sandbox {
             let st = s.settings();
             if !ctx.json && !self.quiet {
@@ -218,6 +207,16 @@ impl RunArgs {
                 );
             }
         }
+        // After the lines above: bars start below everything printed directly.
+        let progress = if self.quiet || ctx.json {
+            None
+        } else {
+            Some(tokio::spawn(crate::progress::progress_loop(
+                metrics.clone(),
+                target,
+                stop_metrics_rx.clone(),
+            )))
+        };
         let report = harvest::run(
             cfg,
             RunOptions {
@@ -277,78 +276,4 @@ async fn wait_signal() {
         }
     }
     let _ = tokio::signal::ctrl_c().await;
-}
-
-/// Progress: bars on a terminal, a log line every 10 s otherwise.
-async fn progress_loop(
-    metrics: Arc<Metrics>,
-    target: Option<u64>,
-    mut stop: watch::Receiver<bool>,
-) {
-    let tty = std::io::stderr().is_terminal();
-    if tty {
-        use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
-        let mp = MultiProgress::new();
-        let deals = mp.add(match target {
-            Some(t) => ProgressBar::new(t),
-            None => ProgressBar::new_spinner(),
-        });
-        let style = if target.is_some() {
-            "backfill {bar:30} {pos}/{len} deals  eta {eta}  {msg}"
-        } else {
-            "backfill {spinner} {pos} deals  {msg}"
-        };
-        deals.set_style(
-            ProgressStyle::with_template(style).unwrap_or_else(|_| ProgressStyle::default_bar()),
-        );
-        let tokens = mp.add(ProgressBar::new_spinner());
-        tokens.set_style(
-            ProgressStyle::with_template("{msg}")
-                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
-        );
-        loop {
-            let s = metrics.snapshot();
-            deals.set_position(s.deals_stored);
-            deals.set_message(format!(
-                "{} pages{}",
-                s.backfill_pages,
-                if s.backfill_done { ", feed done" } else { "" }
-            ));
-            tokens.set_message(line(&s));
-            tokio::select! {
-                _ = tokio::time::sleep(Duration::from_millis(250)) => {}
-                _ = stop.wait_for(|v| *v) => break,
-            }
-        }
-        deals.finish_and_clear();
-        tokens.finish_and_clear();
-    } else {
-        loop {
-            tokio::select! {
-                _ = tokio::time::sleep(Duration::from_secs(10)) => {}
-                _ = stop.wait_for(|v| *v) => break,
-            }
-            let s = metrics.snapshot();
-            tracing::info!(
-                deals = s.deals_stored,
-                target = target.unwrap_or(0),
-                pages = s.backfill_pages,
-                "{}",
-                line(&s)
-            );
-        }
-    }
-}
-
-fn line(s: &harvest::metrics::MetricsSnapshot) -> String {
-    format!(
-        "balance {}  refill {}/min  spent {}  requests {}  429s {}  refresh lag {}",
-        s.balance.map_or("-".into(), |b| b.to_string()),
-        s.refill_rate.map_or("-".into(), |b| b.to_string()),
-        s.tokens_total(),
-        s.requests_total(),
-        s.own_429,
-        s.refresh_lag_ms
-            .map_or("-".into(), |l| format!("{:.0} min", l as f64 / 60_000.0)),
-    )
 }
