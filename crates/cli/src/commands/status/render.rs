@@ -33,7 +33,7 @@ pub(super) fn render(db: &str, r: &StatusReport, wall_ms: i64) -> String {
         "new deals       {} in the last hour, {} in the last day",
         r.deals_last_hour, r.deals_last_day
     ));
-    let jobs = job_lines(r);
+    let jobs = job_lines(r, wall_ms);
     if jobs.is_empty() {
         line("jobs            no checkpoint yet".into());
     }
@@ -110,15 +110,16 @@ fn eta(r: &StatusReport) -> String {
     }
 }
 
-/// One line per job: each checkpoint in words (and when it was saved),
-/// then the jobs that spent tokens but keep no checkpoint. The harvest's
-/// jobs first, in pipeline order, then any other name.
-fn job_lines(r: &StatusReport) -> Vec<String> {
+/// One line per job: each checkpoint in words (and when it was saved,
+/// which the store records on this machine's clock, `wall_ms`), then the
+/// jobs that spent tokens but keep no checkpoint. The harvest's jobs
+/// first, in pipeline order, then any other name.
+fn job_lines(r: &StatusReport, wall_ms: i64) -> Vec<String> {
     let mut jobs: Vec<(&str, String)> = r
         .checkpoints
         .iter()
         .map(|(job, value, at)| {
-            let saved = format!("saved {}", when(*at, r.now_ms));
+            let saved = format!("saved {}", when(*at, wall_ms));
             (
                 job.as_str(),
                 format!("{}; {saved}", position(job, value, r.now_ms)),
@@ -187,7 +188,8 @@ fn backfill_position(value: &Value) -> Option<String> {
     })
 }
 
-/// `{"watermark_ms": t}`: the newest deal time the refresh has handled.
+/// `{"watermark_ms": t}`: the newest deal time the refresh has handled
+/// (the harvest's clock, like the report's `now_ms`).
 fn refresh_position(value: &Value, now_ms: i64) -> Option<String> {
     let fields = value.as_object()?;
     if fields.len() != 1 {
@@ -210,13 +212,14 @@ fn no_checkpoint(job: &str, tokens: i64) -> String {
     format!("{what}; {tokens} tokens spent")
 }
 
-/// A time and its age relative to `now_ms`: `2026-12-03 09:14:00 UTC (6m ago)`.
+/// A time and its age relative to `now_ms`: `2026-12-03 09:14:00 UTC (6m ago)`,
+/// or `(in 6m)` for a time after it.
 fn when(ms: i64, now_ms: i64) -> String {
     let age = now_ms.saturating_sub(ms) / 1000;
     let rel = match age {
         0 => "just now".to_string(),
         a if a > 0 => format!("{} ago", rough(a)),
-        a => format!("{} after the report's time", rough(a)),
+        a => format!("in {}", rough(a)),
     };
     format!("{} ({rel})", time(ms))
 }

@@ -18,8 +18,9 @@ fn report(checkpoints: Vec<(&str, Value, i64)>, tokens: &[(&str, i64)]) -> Statu
     }
 }
 
+/// The job lines, with this machine's clock at the report's time.
 fn jobs(r: &StatusReport) -> Vec<String> {
-    job_lines(r)
+    job_lines(r, r.now_ms)
 }
 
 /// Regression: a stored time past the year 9999 (a sandbox run with a
@@ -40,7 +41,7 @@ fn time_past_year_9999_is_shown_as_ms_not_a_panic() {
         ..StatusReport::default()
     };
     let text = render("h.db", &r, i64::MIN);
-    assert!(text.contains(&format!("saved {} (", i64::MAX)), "{text}");
+    assert!(text.contains(&format!("saved {} (in ", i64::MAX)), "{text}");
     assert!(text.contains("after this machine's clock"), "{text}");
 }
 
@@ -83,6 +84,20 @@ fn backfill_checkpoints_in_words() {
 }
 
 #[test]
+fn the_saved_time_is_aged_on_this_machines_clock_the_watermark_on_the_harvests() {
+    // A sandbox's clock is far behind the wall clock.
+    let r = report(
+        vec![("refresh", json!({"watermark_ms": T}), T + 400 * 86_400_000)],
+        &[],
+    );
+    let wall = T + 400 * 86_400_000 + 2 * MIN;
+    assert_eq!(
+        job_lines(&r, wall),
+        ["refresh: watermark 2026-12-03 09:14:00 UTC (6m ago); saved 2028-01-07 09:14:00 UTC (2m ago)"]
+    );
+}
+
+#[test]
 fn the_refresh_watermark_is_a_utc_time_with_its_age() {
     let r = report(
         vec![("refresh", json!({"watermark_ms": T}), T + 5 * MIN)],
@@ -97,7 +112,7 @@ fn the_refresh_watermark_is_a_utc_time_with_its_age() {
         &[],
     );
     assert!(
-        jobs(&r)[0].contains("(1m after the report's time)"),
+        jobs(&r)[0].starts_with("refresh: watermark 2026-12-03 09:21:00 UTC (in 1m); saved"),
         "{:?}",
         jobs(&r)
     );
