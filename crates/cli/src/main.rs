@@ -12,6 +12,8 @@ mod config;
 mod context;
 mod exit;
 mod logging;
+mod metrics_http;
+mod progress;
 mod sandbox;
 
 use clap::Parser;

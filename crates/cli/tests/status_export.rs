@@ -135,7 +135,14 @@ fn check_commands(db: &str, dir: &std::path::Path) {
     assert!(out.status.success());
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(text.contains("3 deals, 2 products"), "{text}");
-    assert!(text.contains("backfill: {\"page\":4}"), "{text}");
+    assert!(
+        text.contains("backfill: page 4 of at most 67 (600 of at most 10,000 deals read)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("refresh: no watermark yet; 0 tokens spent"),
+        "{text}"
+    );
     assert!(text.contains("per stored deal 6.00 tokens"), "{text}");
     assert!(text.contains("the run's target is not known"), "{text}");
 

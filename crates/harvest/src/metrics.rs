@@ -1,16 +1,14 @@
 //! What a run has done so far, for progress, the summary and Prometheus.
 //!
-//! One [`Metrics`] per run, shared by the jobs. Nothing here holds the API
-//! key or any URL: labels are job, stage, endpoint and status names only.
+//! One [`Metrics`] per run, shared by the jobs; [`Metrics::render_prometheus`]
+//! writes the text a scrape gets (serving it is the binary's business).
+//! Nothing here holds the API key or any URL: labels are job, stage,
+//! endpoint and status names only.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
-
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpListener;
-use tokio::sync::watch;
 
 /// Counters and gauges of one run. Cheap to share (`Arc`).
 #[derive(Debug, Default)]
@@ -349,61 +347,6 @@ fn label(s: &str) -> String {
     s.replace('\\', "\\\\")
         .replace('"', "\\\"")
         .replace('\n', " ")
-}
-
-/// Serves `GET /metrics` on `listener` until `stop` turns true. Any other
-/// path gets 404. Never panics on what a client sends.
-pub async fn serve(listener: TcpListener, metrics: Arc<Metrics>, mut stop: watch::Receiver<bool>) {
-    loop {
-        let accepted = tokio::select! {
-            a = listener.accept() => a,
-            _ = stop.wait_for(|s| *s) => return,
-        };
-        let Ok((mut sock, _)) = accepted else {
-            continue;
-        };
-        let metrics = metrics.clone();
-        tokio::spawn(async move {
-            let mut buf = vec![0u8; 2048];
-            let mut used = 0;
-            // Read the request head (bounded), answer, close.
-            let read = tokio::time::timeout(std::time::Duration::from_secs(5), async {
-                loop {
-                    let n = sock.read(&mut buf[used..]).await.unwrap_or(0);
-                    used += n;
-                    if n == 0
-                        || used == buf.len()
-                        || buf[..used].windows(4).any(|w| w == b"\r\n\r\n")
-                    {
-                        break;
-                    }
-                }
-            })
-            .await;
-            if read.is_err() {
-                return;
-            }
-            let head = String::from_utf8_lossy(&buf[..used]);
-            let mut parts = head.split_whitespace();
-            let (method, path) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
-            let (status, body) = if method == "GET" && (path == "/metrics" || path == "/") {
-                ("200 OK", metrics.render_prometheus())
-            } else {
-                ("404 Not Found", "not found\n".to_string())
-            };
-            let resp = format!(
-                "HTTP/1.1 {status}\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                body.len()
-            );
-            let _ = sock.write_all(resp.as_bytes()).await;
-            let _ = sock.shutdown().await;
-        });
-    }
-}
-
-/// Binds `addr` for [`serve`].
-pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
-    TcpListener::bind(addr).await
 }
 
 /// Reads a metrics address: `HOST:PORT` (`127.0.0.1:9100`, `[::1]:9100`,

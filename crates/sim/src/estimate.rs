@@ -32,7 +32,8 @@ pub struct Answer {
     pub sentence: String,
 }
 
-fn thousands(n: u64) -> String {
+/// `n` with thousands separators: `12345` as `12,345`.
+pub fn thousands(n: u64) -> String {
     let s = n.to_string();
     let mut out = String::new();
     for (i, c) in s.chars().enumerate() {

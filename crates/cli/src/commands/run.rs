@@ -5,7 +5,6 @@
 //! finish (bounded), commits, prints the summary and exits 130; a second
 //! Ctrl-C exits at once. The next start resumes from the checkpoints.
 
-use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -134,20 +133,21 @@ impl RunArgs {
         let shutdown = spawn_signal_handler();
         let (stop_tx, stop_rx) = watch::channel(false);
         if let Some(addr) = plan.metrics_addr {
-            serve_metrics(addr, &metrics, stop_rx.clone()).await?;
+            crate::metrics_http::start(addr, metrics.clone(), stop_rx.clone()).await?;
         }
-        let progress = (!self.quiet && !ctx.json).then(|| {
-            tokio::spawn(progress_loop(
-                metrics.clone(),
-                plan.target_deals,
-                stop_rx.clone(),
-            ))
-        });
         if let Some(s) = &server.sandbox {
             if !ctx.json && !self.quiet {
                 eprintln!("{}", sandbox_banner(s, &plan.db));
             }
         }
+        // After the lines above: bars start below everything printed directly.
+        let progress = (!self.quiet && !ctx.json).then(|| {
+            tokio::spawn(crate::progress::progress_loop(
+                metrics.clone(),
+                plan.target_deals,
+                stop_rx.clone(),
+            ))
+        });
         let report = harvest::run(
             plan.run,
             RunOptions {
@@ -247,8 +247,8 @@ fn spawn_signal_handler() -> watch::Receiver<bool> {
             wait_signal().await;
             count += 1;
             if count == 1 {
-                eprintln!(
-                    "stopping: finishing the requests in flight (Ctrl-C again to quit at once)"
+                crate::logging::eprintln_above_bars(
+                    "stopping: finishing the requests in flight (Ctrl-C again to quit at once)",
                 );
                 let _ = shutdown_tx.send(true);
             } else {
@@ -257,21 +257,6 @@ fn spawn_signal_handler() -> watch::Receiver<bool> {
         }
     });
     shutdown_rx
-}
-
-/// Serves `/metrics` at `addr` until `stop` turns `true`.
-async fn serve_metrics(
-    addr: SocketAddr,
-    metrics: &Arc<Metrics>,
-    stop: watch::Receiver<bool>,
-) -> anyhow::Result<()> {
-    let listener = harvest::metrics::bind(addr)
-        .await
-        .map_err(|e| usage(format!("--metrics-addr {addr}: {e}")))?;
-    let bound = listener.local_addr().unwrap_or(addr);
-    tokio::spawn(harvest::metrics::serve(listener, metrics.clone(), stop));
-    tracing::info!(addr = %bound, "metrics at http://{bound}/metrics");
-    Ok(())
 }
 
 /// The line saying where the sandbox is and what it serves.
@@ -302,78 +287,4 @@ async fn wait_signal() {
         }
     }
     let _ = tokio::signal::ctrl_c().await;
-}
-
-/// Progress: bars on a terminal, a log line every 10 s otherwise.
-async fn progress_loop(
-    metrics: Arc<Metrics>,
-    target: Option<u64>,
-    mut stop: watch::Receiver<bool>,
-) {
-    let tty = std::io::stderr().is_terminal();
-    if tty {
-        use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
-        let mp = MultiProgress::new();
-        let deals = mp.add(match target {
-            Some(t) => ProgressBar::new(t),
-            None => ProgressBar::new_spinner(),
-        });
-        let style = if target.is_some() {
-            "backfill {bar:30} {pos}/{len} deals  eta {eta}  {msg}"
-        } else {
-            "backfill {spinner} {pos} deals  {msg}"
-        };
-        deals.set_style(
-            ProgressStyle::with_template(style).unwrap_or_else(|_| ProgressStyle::default_bar()),
-        );
-        let tokens = mp.add(ProgressBar::new_spinner());
-        tokens.set_style(
-            ProgressStyle::with_template("{msg}")
-                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
-        );
-        loop {
-            let s = metrics.snapshot();
-            deals.set_position(s.deals_stored);
-            deals.set_message(format!(
-                "{} pages{}",
-                s.backfill_pages,
-                if s.backfill_done { ", feed done" } else { "" }
-            ));
-            tokens.set_message(line(&s));
-            tokio::select! {
-                _ = tokio::time::sleep(Duration::from_millis(250)) => {}
-                _ = stop.wait_for(|v| *v) => break,
-            }
-        }
-        deals.finish_and_clear();
-        tokens.finish_and_clear();
-    } else {
-        loop {
-            tokio::select! {
-                _ = tokio::time::sleep(Duration::from_secs(10)) => {}
-                _ = stop.wait_for(|v| *v) => break,
-            }
-            let s = metrics.snapshot();
-            tracing::info!(
-                deals = s.deals_stored,
-                target = target.unwrap_or(0),
-                pages = s.backfill_pages,
-                "{}",
-                line(&s)
-            );
-        }
-    }
-}
-
-fn line(s: &harvest::metrics::MetricsSnapshot) -> String {
-    format!(
-        "balance {}  refill {}/min  spent {}  requests {}  429s {}  refresh lag {}",
-        s.balance.map_or("-".into(), |b| b.to_string()),
-        s.refill_rate.map_or("-".into(), |b| b.to_string()),
-        s.tokens_total(),
-        s.requests_total(),
-        s.own_429,
-        s.refresh_lag_ms
-            .map_or("-".into(), |l| format!("{:.0} min", l as f64 / 60_000.0)),
-    )
 }

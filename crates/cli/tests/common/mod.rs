@@ -410,12 +410,17 @@ impl Drop for FakeServer {
     }
 }
 
-/// `GET path` over HTTP/1.0 with deadlines; the whole response.
+/// `GET path` over HTTP/1.1 (`Connection: close`, so the server ends the
+/// response by closing) with deadlines; the whole response.
 pub fn http_get(addr: SocketAddr, path: &str) -> String {
     let mut s = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(5)).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     s.set_write_timeout(Some(Duration::from_secs(10))).unwrap();
-    write!(s, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
     let mut out = String::new();
     s.read_to_string(&mut out).unwrap();
     out
