@@ -131,9 +131,7 @@ impl Store {
 
 /// The wall clock in Unix ms (for `updated_at_ms` and `applied_at_ms` only).
 fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+    keepa::clock::wall_unix_ms()
 }
 
 /// An error while opening: a cannot-open is [`StoreError::Create`].
