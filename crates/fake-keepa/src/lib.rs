@@ -352,18 +352,20 @@ impl FakeKeepaBuilder {
         if !(self.deals_per_hour.is_finite() && self.deals_per_hour >= 0.0) {
             return Err(FakeError::Invalid("deals_per_hour must be >= 0".into()));
         }
-        let clock: Arc<dyn Clock> = match self.clock {
-            Some(c) => c,
-            None => Arc::new(match self.start_unix_ms {
-                Some(ms) => ScaledClock::new(ms, self.time_scale),
-                None => ScaledClock::from_wall(self.time_scale),
-            }),
+        // The catalog and the feed's backlog are built before the clock
+        // starts: a scaled clock reads `start_ms` when the server is ready.
+        let start_ms = match (&self.clock, self.start_unix_ms) {
+            (Some(c), _) => c.now_ms(),
+            (None, Some(ms)) => ms,
+            (None, None) => keepa::clock::wall_unix_ms(),
         };
-        let start_ms = clock.now_ms();
         let mut schedule =
             catalog::Schedule::new(start_ms, self.initial_deals, self.deals_per_hour, self.seed);
         schedule.window_ms = self.backlog_window_ms;
         let catalog = Arc::new(catalog::Catalog::new(self.seed, self.catalog, schedule));
+        let feed = feed::DealFeed::new(catalog);
+        let threads = std::thread::available_parallelism().map_or(1, usize::from);
+        feed.warm(start_ms, threads);
         let settings = server::Settings {
             keys: self.keys,
             expired_keys: self.expired_keys,
@@ -375,8 +377,6 @@ impl FakeKeepaBuilder {
             faults: self.faults,
             seed: self.seed,
         };
-        let (tx, rx) = watch::channel(false);
-        let shared = Arc::new(server::Shared::new(clock, settings, catalog, rx.clone())?);
         let listener = TcpListener::bind(self.bind)
             .await
             .map_err(|source| FakeError::Bind {
@@ -387,6 +387,12 @@ impl FakeKeepaBuilder {
             addr: self.bind,
             source,
         })?;
+        let clock: Arc<dyn Clock> = match self.clock {
+            Some(c) => c,
+            None => Arc::new(ScaledClock::new(start_ms, self.time_scale)),
+        };
+        let (tx, rx) = watch::channel(false);
+        let shared = Arc::new(server::Shared::new(clock, settings, feed, rx.clone())?);
         let task = tokio::spawn(server::serve(listener, shared.clone(), rx));
         tracing::info!(%addr, "fake Keepa listening");
         Ok(RunningServer {
@@ -421,6 +427,13 @@ impl RunningServer {
     /// Server time now, Unix ms.
     pub fn now_ms(&self) -> i64 {
         self.shared.clock.now_ms()
+    }
+
+    /// How many deal records the feed holds built (tests: the cache stays
+    /// bounded over server time).
+    #[doc(hidden)]
+    pub fn cached_deal_records(&self) -> usize {
+        self.shared.cached_deals()
     }
 
     /// What the server has counted so far (the same data as `GET /_fake/stats`,
