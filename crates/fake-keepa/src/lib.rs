@@ -66,7 +66,7 @@
 //!   [`keepa::TIME_SCALE_HEADER`] (`x-fake-keepa-time-scale: 600`), which
 //!   `keepa::Client` reads into `Response::server_time_scale`; real time and
 //!   a [`ManualClock`](keepa::clock::ManualClock) send none (see
-//!   [`Clock::time_scale`](keepa::clock::Clock::time_scale)).
+//!   [`Clock::time_scale`]).
 //! - **Deterministic**: the same seed and start time give the same
 //!   catalog, feed and fault sequence (faults are drawn in arrival order).
 //!
@@ -87,6 +87,16 @@
 //! one price of one product (books: mostly USED, then NEW, then AMAZON) by
 //! 10-60 %, written into that product's csv history, and the price recovers
 //! one to five days later.
+//!
+//! **Startup and memory.** [`FakeKeepaBuilder::start`] builds the deal
+//! records of the whole 12 h window before the server accepts and before a
+//! scaled clock starts (the server reads its start time when it is ready),
+//! so the first `/deal` answers as fast as later ones and no server time
+//! passes while the backlog is built. Built deals are kept only while a
+//! query can still list them (the 12 h window plus one hour); the refill
+//! history keeps the last [`stats::REFILL_HISTORY`] steps and the
+//! "served again" bookkeeping at most one entry per product and request
+//! shape, so memory does not grow with server time.
 //!
 //! Behaviour (choices where Keepa's documentation is silent are marked):
 //!
@@ -342,7 +352,12 @@ impl FakeKeepaBuilder {
         self
     }
 
-    /// Binds the socket and starts serving on the current tokio runtime.
+    /// Builds the catalog and the feed's backlog (blocking, on up to all
+    /// cores), binds the socket, then starts the clock and serves on the
+    /// current tokio runtime. A built-in scaled clock reads the start time
+    /// (`start_unix_ms`, or the wall time when `start` was called) at the
+    /// moment the server is ready; a clock given with
+    /// [`clock`](Self::clock) keeps running meanwhile.
     pub async fn start(self) -> Result<RunningServer, FakeError> {
         if self.catalog.products == 0 {
             return Err(FakeError::Invalid(
