@@ -27,7 +27,7 @@
 //! - Only AMAZON (0), NEW (1) and USED (2) deals are generated; every other
 //!   valid price type yields an empty feed.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
 use serde_json::{json, Value};
@@ -243,19 +243,35 @@ pub(crate) struct FeedPage {
     pub(crate) category_counts: Vec<(i64, usize)>,
 }
 
+/// How far past the 12 h window built records are kept, so that a request
+/// whose clock reading is a little older than another's finds them still.
+const CACHE_MARGIN_MS: i64 = 3_600_000;
+
 /// The deal feed over a catalog, with a cache of built records.
+///
+/// The cache holds only deals that can still be listed: a query at feed
+/// time `t` drops records of events at or before `t − 12 h − 1 h`, so its
+/// size follows the deal rate over 13 h, not the server's age.
+/// `warm` builds the window's records ahead of the first query.
 #[derive(Debug)]
 pub(crate) struct DealFeed {
     catalog: Arc<Catalog>,
-    cache: Mutex<HashMap<i64, Option<Arc<DealRecord>>>>,
+    /// Event index → its record (`None`: the event produced no deal).
+    /// Ordered, as event times are monotone in the index.
+    cache: Mutex<BTreeMap<i64, Option<Arc<DealRecord>>>>,
 }
 
 impl DealFeed {
     pub(crate) fn new(catalog: Arc<Catalog>) -> Self {
         DealFeed {
             catalog,
-            cache: Mutex::new(HashMap::new()),
+            cache: Mutex::new(BTreeMap::new()),
         }
+    }
+
+    /// The catalog the deals come from.
+    pub(crate) fn catalog(&self) -> &Arc<Catalog> {
+        &self.catalog
     }
 
     /// The deal of event `k`, if the event produced one.
@@ -268,6 +284,50 @@ impl DealFeed {
             c.insert(k, rec.clone());
         }
         rec
+    }
+
+    /// Builds the records of every event in the 12 h window at `now_ms`,
+    /// on up to `threads` threads, so that no query pays for the backlog.
+    /// Records are pure functions of the event: answers do not change.
+    pub(crate) fn warm(&self, now_ms: i64, threads: usize) {
+        let sched = &self.catalog.schedule;
+        let (Some(first), Some(last)) = (sched.first_index(), sched.last_at_or_before(now_ms))
+        else {
+            return;
+        };
+        let from = sched
+            .last_at_or_before(now_ms - FRESH_WINDOW_MS)
+            .map_or(first, |k| k + 1);
+        let todo: Vec<i64> = {
+            let c = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+            (from..=last).filter(|k| !c.contains_key(k)).collect()
+        };
+        if todo.is_empty() {
+            return;
+        }
+        let per = todo.len().div_ceil(threads.clamp(1, 16));
+        let built: Vec<(i64, Option<Arc<DealRecord>>)> = std::thread::scope(|s| {
+            let jobs: Vec<_> = todo
+                .chunks(per)
+                .map(|ks| {
+                    s.spawn(move || {
+                        ks.iter()
+                            .map(|&k| (k, self.build(k).map(Arc::new)))
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            jobs.into_iter()
+                .flat_map(|j| j.join().unwrap_or_default())
+                .collect()
+        });
+        let mut c = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+        c.extend(built);
+    }
+
+    /// How many records the cache holds (tests: it stays bounded).
+    pub(crate) fn cached(&self) -> usize {
+        self.cache.lock().map_or(0, |c| c.len())
     }
 
     fn build(&self, k: i64) -> Option<DealRecord> {
@@ -384,15 +444,17 @@ impl DealFeed {
         }
     }
 
+    /// Drops the records of events that no query at `feed_now` or later
+    /// can list (older than the window plus `CACHE_MARGIN_MS`).
     fn prune(&self, feed_now: i64) {
+        let sched = &self.catalog.schedule;
+        let Some(oldest) = sched.last_at_or_before(feed_now - FRESH_WINDOW_MS - CACHE_MARGIN_MS)
+        else {
+            return;
+        };
         if let Ok(mut c) = self.cache.lock() {
-            if c.len() > 50_000 {
-                let sched = &self.catalog.schedule;
-                c.retain(|&k, _| {
-                    sched
-                        .time_ms(k)
-                        .is_some_and(|t| t > feed_now - FRESH_WINDOW_MS - 3_600_000)
-                });
+            if c.first_key_value().is_some_and(|(&k, _)| k <= oldest) {
+                *c = c.split_off(&(oldest + 1));
             }
         }
     }

@@ -66,7 +66,7 @@
 //!   [`keepa::TIME_SCALE_HEADER`] (`x-fake-keepa-time-scale: 600`), which
 //!   `keepa::Client` reads into `Response::server_time_scale`; real time and
 //!   a [`ManualClock`](keepa::clock::ManualClock) send none (see
-//!   [`Clock::time_scale`](keepa::clock::Clock::time_scale)).
+//!   [`Clock::time_scale`]).
 //! - **Deterministic**: the same seed and start time give the same
 //!   catalog, feed and fault sequence (faults are drawn in arrival order).
 //!
@@ -87,6 +87,16 @@
 //! one price of one product (books: mostly USED, then NEW, then AMAZON) by
 //! 10-60 %, written into that product's csv history, and the price recovers
 //! one to five days later.
+//!
+//! **Startup and memory.** [`FakeKeepaBuilder::start`] builds the deal
+//! records of the whole 12 h window before the server accepts and before a
+//! scaled clock starts (the server reads its start time when it is ready),
+//! so the first `/deal` answers as fast as later ones and no server time
+//! passes while the backlog is built. Built deals are kept only while a
+//! query can still list them (the 12 h window plus one hour); the refill
+//! history keeps the last [`stats::REFILL_HISTORY`] steps and the
+//! "served again" bookkeeping at most one entry per product and request
+//! shape, so memory does not grow with server time.
 //!
 //! Behaviour (choices where Keepa's documentation is silent are marked):
 //!
@@ -342,7 +352,12 @@ impl FakeKeepaBuilder {
         self
     }
 
-    /// Binds the socket and starts serving on the current tokio runtime.
+    /// Builds the catalog and the feed's backlog (blocking, on up to all
+    /// cores), binds the socket, then starts the clock and serves on the
+    /// current tokio runtime. A built-in scaled clock reads the start time
+    /// (`start_unix_ms`, or the wall time when `start` was called) at the
+    /// moment the server is ready; a clock given with
+    /// [`clock`](Self::clock) keeps running meanwhile.
     pub async fn start(self) -> Result<RunningServer, FakeError> {
         if self.catalog.products == 0 {
             return Err(FakeError::Invalid(
@@ -352,18 +367,20 @@ impl FakeKeepaBuilder {
         if !(self.deals_per_hour.is_finite() && self.deals_per_hour >= 0.0) {
             return Err(FakeError::Invalid("deals_per_hour must be >= 0".into()));
         }
-        let clock: Arc<dyn Clock> = match self.clock {
-            Some(c) => c,
-            None => Arc::new(match self.start_unix_ms {
-                Some(ms) => ScaledClock::new(ms, self.time_scale),
-                None => ScaledClock::from_wall(self.time_scale),
-            }),
+        // The catalog and the feed's backlog are built before the clock
+        // starts: a scaled clock reads `start_ms` when the server is ready.
+        let start_ms = match (&self.clock, self.start_unix_ms) {
+            (Some(c), _) => c.now_ms(),
+            (None, Some(ms)) => ms,
+            (None, None) => keepa::clock::wall_unix_ms(),
         };
-        let start_ms = clock.now_ms();
         let mut schedule =
             catalog::Schedule::new(start_ms, self.initial_deals, self.deals_per_hour, self.seed);
         schedule.window_ms = self.backlog_window_ms;
         let catalog = Arc::new(catalog::Catalog::new(self.seed, self.catalog, schedule));
+        let feed = feed::DealFeed::new(catalog);
+        let threads = std::thread::available_parallelism().map_or(1, usize::from);
+        feed.warm(start_ms, threads);
         let settings = server::Settings {
             keys: self.keys,
             expired_keys: self.expired_keys,
@@ -375,8 +392,6 @@ impl FakeKeepaBuilder {
             faults: self.faults,
             seed: self.seed,
         };
-        let (tx, rx) = watch::channel(false);
-        let shared = Arc::new(server::Shared::new(clock, settings, catalog, rx.clone())?);
         let listener = TcpListener::bind(self.bind)
             .await
             .map_err(|source| FakeError::Bind {
@@ -387,6 +402,12 @@ impl FakeKeepaBuilder {
             addr: self.bind,
             source,
         })?;
+        let clock: Arc<dyn Clock> = match self.clock {
+            Some(c) => c,
+            None => Arc::new(ScaledClock::new(start_ms, self.time_scale)),
+        };
+        let (tx, rx) = watch::channel(false);
+        let shared = Arc::new(server::Shared::new(clock, settings, feed, rx.clone())?);
         let task = tokio::spawn(server::serve(listener, shared.clone(), rx));
         tracing::info!(%addr, "fake Keepa listening");
         Ok(RunningServer {
@@ -421,6 +442,13 @@ impl RunningServer {
     /// Server time now, Unix ms.
     pub fn now_ms(&self) -> i64 {
         self.shared.clock.now_ms()
+    }
+
+    /// How many deal records the feed holds built (tests: the cache stays
+    /// bounded over server time).
+    #[doc(hidden)]
+    pub fn cached_deal_records(&self) -> usize {
+        self.shared.cached_deals()
     }
 
     /// What the server has counted so far (the same data as `GET /_fake/stats`,

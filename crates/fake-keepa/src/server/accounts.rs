@@ -44,10 +44,12 @@ pub(super) struct Account {
     foreign_spent: i64,
     foreign_requests: u64,
     foreign_refused: u64,
-    /// Products served in charged answers, and which (index, request shape).
+    /// Products served in charged answers, and which (index, request
+    /// shape number in `shapes`): bounded by the catalog, not by time.
     products_served: u64,
     products_served_again: u64,
-    served: HashSet<(u32, String)>,
+    served: HashSet<(u32, u32)>,
+    shapes: HashMap<String, u32>,
 }
 
 impl Account {
@@ -69,6 +71,7 @@ impl Account {
             products_served: 0,
             products_served_again: 0,
             served: HashSet::new(),
+            shapes: HashMap::new(),
         }
     }
 
@@ -149,10 +152,11 @@ impl Account {
     /// Records products served in a charged answer, noting those already
     /// served with the same options.
     pub(super) fn record_products(&mut self, indices: &[u32], opt: &ProductOptions) {
-        let shape = product_shape(opt);
+        let next = self.shapes.len() as u32;
+        let shape = *self.shapes.entry(product_shape(opt)).or_insert(next);
         for i in indices {
             self.products_served += 1;
-            if !self.served.insert((*i, shape.clone())) {
+            if !self.served.insert((*i, shape)) {
                 self.products_served_again += 1;
             }
         }

@@ -115,9 +115,10 @@ impl Shared {
     pub(crate) fn new(
         clock: Arc<dyn Clock>,
         settings: Settings,
-        catalog: Arc<Catalog>,
+        feed: DealFeed,
         shutdown: watch::Receiver<bool>,
     ) -> Result<Self, keepa::tokens::ScheduleError> {
+        let catalog = feed.catalog().clone();
         let start_ms = catalog.schedule.start_ms;
         let schedule = RateSchedule::from_minutes(start_ms, &settings.schedule_minutes)?;
         let books = Books::new(&settings, &schedule, start_ms);
@@ -128,13 +129,18 @@ impl Shared {
                 901,
                 0,
             ))),
-            feed: DealFeed::new(catalog.clone()),
+            feed,
             settings,
             catalog,
             start_ms,
             books: Mutex::new(books),
             shutdown,
         })
+    }
+
+    /// How many deal records the feed holds built.
+    pub(crate) fn cached_deals(&self) -> usize {
+        self.feed.cached()
     }
 
     /// What the server has counted so far.
