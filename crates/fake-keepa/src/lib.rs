@@ -402,9 +402,16 @@ impl FakeKeepaBuilder {
             addr: self.bind,
             source,
         })?;
-        let clock: Arc<dyn Clock> = match self.clock {
-            Some(c) => c,
-            None => Arc::new(ScaledClock::new(start_ms, self.time_scale)),
+        let clock: Arc<dyn Clock> = match (self.clock, self.start_unix_ms) {
+            (Some(c), _) => c,
+            (None, Some(_)) => Arc::new(ScaledClock::new(start_ms, self.time_scale)),
+            // On the wall clock the server's time is the wall time when it
+            // is ready (the build took real, unscaled time), so a client
+            // reading its own clock sees no skew.
+            (None, None) => Arc::new(ScaledClock::new(
+                keepa::clock::wall_unix_ms().max(start_ms),
+                self.time_scale,
+            )),
         };
         let (tx, rx) = watch::channel(false);
         let shared = Arc::new(server::Shared::new(clock, settings, feed, rx.clone())?);
