@@ -148,7 +148,10 @@ fn plan_of(q: &Question) -> Result<Plan, SimError> {
     if q.start_tokens.is_some_and(|s| s > cap) {
         return Err(invalid(
             "start-tokens",
-            &format!("must be at most the bucket's maximum, {}", thousands(cap.into())),
+            &format!(
+                "must be at most the bucket's maximum, {}",
+                thousands(cap.into())
+            ),
         ));
     }
     Ok(Plan {
@@ -293,7 +296,9 @@ mod tests {
     fn what_the_bucket_holds_is_done_at_once() {
         let a = estimate(Question::new(20, 100, 12.0)).unwrap();
         assert_eq!(a.days, Some(0.0));
-        assert!(a.sentence.ends_with("at once (the starting balance covers it)"));
+        assert!(a
+            .sentence
+            .ends_with("at once (the starting balance covers it)"));
     }
 
     #[test]
@@ -302,12 +307,19 @@ mod tests {
         let a = estimate(Question::new(20, 500, 17.8)).unwrap();
         // round(500 × 17.8) = 8,900; (8,900 − 1,200) / 20 = 385 steps.
         assert_eq!(a.days, Some(385.0 * 60.0 / 86_400.0));
-        assert_eq!(a.sentence, "500 deals at 17.8 tokens on a 20/min plan: 6.4 h");
+        assert_eq!(
+            a.sentence,
+            "500 deals at 17.8 tokens on a 20/min plan: 6.4 h"
+        );
         let mut empty = Question::new(20, 500, 17.8);
         empty.start_tokens = Some(0);
         let b = estimate(empty).unwrap();
         assert_eq!(b.days, Some(445.0 * 60.0 / 86_400.0));
-        assert!(b.sentence.contains("from a balance of 0:"), "{}", b.sentence);
+        assert!(
+            b.sentence.contains("from a balance of 0:"),
+            "{}",
+            b.sentence
+        );
     }
 
     #[test]
