@@ -10,6 +10,11 @@ use common::{run, temp_dir, Outcome};
 
 const SUITE: &str = "estimate";
 
+/// A command line's words.
+fn words(line: &str) -> Vec<&str> {
+    line.split_whitespace().collect()
+}
+
 /// Exit 0, no panic; stdout.
 #[track_caller]
 fn ok(args: &[&str]) -> String {
@@ -55,79 +60,38 @@ fn summary(dir: &Path, name: &str, extra: &[(&str, serde_json::Value)], drop: &[
 
 #[test]
 fn the_readme_questions_in_one_sentence() {
-    let seed = [
-        "estimate",
-        "--refill-per-minute",
-        "5",
-        "--deals",
-        "10000",
-        "--tokens-per-deal",
-        "12",
-        "--refresh-every",
-        "1m",
-        "--refresh-cost",
-        "1",
-    ];
     assert_eq!(
-        ok(&seed),
+        ok(&words(
+            "estimate --refill-per-minute 5 --deals 10000 --tokens-per-deal 12 \
+             --refresh-every 1m --refresh-cost 1"
+        )),
         "10,000 deals at 12 tokens on a 5/min plan with a 1-token refresher every minute: 20.6 days\n"
     );
-    let sandbox = [
-        "estimate",
-        "--refill-per-minute",
-        "20",
-        "--deals",
-        "500",
-        "--tokens-per-deal",
-        "17.8",
-    ];
     assert_eq!(
-        ok(&sandbox),
+        ok(&words(
+            "estimate --refill-per-minute 20 --deals 500 --tokens-per-deal 17.8"
+        )),
         "500 deals at 17.8 tokens on a 20/min plan: 6.4 h\n"
     );
 }
 
+const BEYOND_THE_BUCKET: &str = "estimate --refill-per-minute 20 --deals 100 --tokens-per-deal 18";
+
 #[test]
 fn more_than_the_bucket_never_reads_zero_days() {
-    let out = ok(&[
-        "estimate",
-        "--refill-per-minute",
-        "20",
-        "--deals",
-        "100",
-        "--tokens-per-deal",
-        "18",
-    ]);
-    assert_eq!(out, "100 deals at 18 tokens on a 20/min plan: 30 min\n");
-    let out = ok(&[
-        "estimate",
-        "--refill-per-minute",
-        "20",
-        "--deals",
-        "100",
-        "--tokens-per-deal",
-        "18",
-        "--start-tokens",
-        "0",
-    ]);
     assert_eq!(
-        out,
+        ok(&words(BEYOND_THE_BUCKET)),
+        "100 deals at 18 tokens on a 20/min plan: 30 min\n"
+    );
+    assert_eq!(
+        ok(&words(&format!("{BEYOND_THE_BUCKET} --start-tokens 0"))),
         "100 deals at 18 tokens on a 20/min plan from a balance of 0: 1.5 h\n"
     );
 }
 
 #[test]
 fn json_gives_the_figures() {
-    let out = ok(&[
-        "--json",
-        "estimate",
-        "--refill-per-minute",
-        "20",
-        "--deals",
-        "100",
-        "--tokens-per-deal",
-        "18",
-    ]);
+    let out = ok(&words(&format!("--json {BEYOND_THE_BUCKET}")));
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     let days = v["days"].as_f64().unwrap();
     assert!((days * 24.0 - 0.5).abs() < 1e-9, "{v}");
@@ -146,8 +110,10 @@ fn bad_flags_exit_2_naming_the_flag() {
         run(&args, None)
     };
     with(&["--tokens-per-deal", "many"]).expect(2, "--tokens-per-deal");
-    with(&["--tokens-per-deal=-1"]).expect(2, "--tokens-per-deal must be a number >= 0");
-    with(&["--tokens-per-deal", "NaN"]).expect(2, "--tokens-per-deal must be a number >= 0");
+    with(&["--tokens-per-deal=-1"])
+        .expect(2, "--tokens-per-deal must be a number within 0..=100,000");
+    with(&["--tokens-per-deal", "NaN"])
+        .expect(2, "--tokens-per-deal must be a number within 0..=100,000");
     with(&["--tokens-per-deal", "18", "--start-tokens", "5000"]).expect(
         2,
         "--start-tokens must be at most the bucket's maximum, 1,200",
@@ -160,7 +126,7 @@ fn bad_flags_exit_2_naming_the_flag() {
         "--refresh-cost",
         "1",
     ])
-    .expect(2, "--refresh-every must be > 0");
+    .expect(2, "--refresh-every must be between 1 s and 100 days");
     with(&["--tokens-per-deal", "18", "--refresh-every", "1m"]).expect(2, "--refresh-cost");
     run(
         &[
@@ -185,7 +151,7 @@ fn bad_flags_exit_2_naming_the_flag() {
         ],
         None,
     )
-    .expect(2, "--refill-per-minute must be > 0");
+    .expect(2, "--refill-per-minute must be within 1..=1,000,000");
 }
 
 #[test]
@@ -278,6 +244,11 @@ fn a_summary_missing_a_key_needs_its_flag() {
     run(&["estimate", "--from-summary", &no_cost], None).expect(
         2,
         "no `tokens_per_stored_deal` in the summary; pass --tokens-per-deal",
+    );
+    let no_bucket = summary(&dir, "no-bucket.json", &[("bucket_max", 0.into())], &[]);
+    run(&["estimate", "--from-summary", &no_bucket], None).expect(
+        2,
+        "the summary's `bucket_max` must be within 1..=1,000,000,000",
     );
     let missing = dir.join("absent.json");
     run(

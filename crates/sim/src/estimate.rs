@@ -133,16 +133,34 @@ fn invalid(field: &str, why: &str) -> SimError {
     }
 }
 
-/// The plan of `q`, checked.
+/// Largest rate, tokens per minute (Keepa's largest plans are far below).
+const MAX_RATE: i64 = 1_000_000;
+/// Largest cost of one deal.
+const MAX_COST: f64 = 100_000.0;
+/// Most deals.
+const MAX_DEALS: u64 = 10_000_000_000;
+/// Longest refresh period, seconds.
+const MAX_PERIOD_S: f64 = 100.0 * 86_400.0;
+/// Largest bucket, and the deepest starting debt.
+const MAX_TOKENS: i64 = 1_000_000_000;
+
+/// The plan of `q`, checked: values beyond these bounds are refused, so
+/// that no sum in the budget can overflow.
 fn plan_of(q: &Question) -> Result<Plan, SimError> {
-    if q.refill_per_minute <= 0 {
-        return Err(invalid("refill-per-minute", "must be > 0"));
+    if !(1..=MAX_RATE).contains(&q.refill_per_minute) {
+        return Err(invalid("refill-per-minute", "must be within 1..=1,000,000"));
     }
-    if !q.tokens_per_deal.is_finite() || q.tokens_per_deal < 0.0 {
-        return Err(invalid("tokens-per-deal", "must be a number >= 0"));
+    if !(0.0..=MAX_COST).contains(&q.tokens_per_deal) {
+        return Err(invalid(
+            "tokens-per-deal",
+            "must be a number within 0..=100,000",
+        ));
     }
-    if q.bucket_max.is_some_and(|b| b <= 0) {
-        return Err(invalid("bucket-max", "must be > 0"));
+    if q.deals > MAX_DEALS {
+        return Err(invalid("deals", "must be at most 10,000,000,000"));
+    }
+    if q.bucket_max.is_some_and(|b| !(1..=MAX_TOKENS).contains(&b)) {
+        return Err(invalid("bucket-max", "must be within 1..=1,000,000,000"));
     }
     let cap = q.cap();
     if q.start_tokens.is_some_and(|s| s > cap) {
@@ -153,6 +171,17 @@ fn plan_of(q: &Question) -> Result<Plan, SimError> {
                 thousands(cap.into())
             ),
         ));
+    }
+    if q.start_tokens.is_some_and(|s| s < -MAX_TOKENS) {
+        return Err(invalid("start-tokens", "must be at least -1,000,000,000"));
+    }
+    if let Some((period_s, cost)) = q.refresh {
+        if !(1.0..=MAX_PERIOD_S).contains(&period_s) {
+            return Err(invalid("refresh-every", "must be between 1 s and 100 days"));
+        }
+        if !(0..=MAX_COST as i64).contains(&cost) {
+            return Err(invalid("refresh-cost", "must be within 0..=100,000"));
+        }
     }
     Ok(Plan {
         refill_per_minute: RateSpec::Constant(q.refill_per_minute),
@@ -238,9 +267,10 @@ pub fn estimate(q: Question) -> Result<Answer, SimError> {
         None => "more than ten years".into(),
     };
     let sentence = format!(
-        "{} deals at {} tokens on a {}/min plan{start}{refresher}: {when}",
+        "{} deals at {} token{} on a {}/min plan{start}{refresher}: {when}",
         thousands(q.deals.into()),
         cost_words(q.tokens_per_deal),
+        if q.tokens_per_deal == 1.0 { "" } else { "s" },
         q.refill_per_minute
     );
     Ok(Answer {
@@ -330,10 +360,25 @@ mod tests {
         assert!(e.contains("start-tokens") && e.contains("1,200"), "{e}");
         for (r, c, flag) in [
             (0, 1.0, "refill-per-minute"),
+            (1_000_001, 1.0, "refill-per-minute"),
             (5, -1.0, "tokens-per-deal"),
             (5, f64::NAN, "tokens-per-deal"),
+            (5, 1e300, "tokens-per-deal"),
         ] {
             let e = estimate(Question::new(r, 10, c)).unwrap_err().to_string();
+            assert!(e.contains(flag), "{e}");
+        }
+    }
+
+    #[test]
+    fn a_refresher_out_of_range_names_its_flag() {
+        for (period_s, cost, flag) in [
+            (0.001, 1, "refresh-every"),
+            (60.0, 1_000_000_000, "refresh-cost"),
+            (60.0, -1, "refresh-cost"),
+        ] {
+            let q = with_refresh(Question::new(1, 10, 1.0), period_s, cost);
+            let e = estimate(q).unwrap_err().to_string();
             assert!(e.contains(flag), "{e}");
         }
     }

@@ -108,11 +108,11 @@ fn pick<T>(
 impl EstimateArgs {
     /// The question, and the figures of the summary if one was given.
     fn question(&self) -> anyhow::Result<(Question, Option<RunFigures>)> {
-        let refresh = match (self.refresh_every, self.refresh_cost) {
-            (Some(d), Some(c)) if !d.is_zero() && c >= 0 => Some((d.as_secs_f64(), c)),
-            (None, None) => None,
-            _ => return Err(usage("--refresh-every must be > 0 and --refresh-cost >= 0")),
-        };
+        // Both or neither (clap's `requires`); the sim checks their range.
+        let refresh = self
+            .refresh_every
+            .zip(self.refresh_cost)
+            .map(|(d, c)| (d.as_secs_f64(), c));
         let Some(path) = &self.from_summary else {
             let mut q = Question::new(
                 self.refill_per_minute.unwrap_or_default(),
@@ -158,6 +158,10 @@ impl EstimateArgs {
         let answer = tokio::task::spawn_blocking(move || sim::estimate::estimate(q))
             .await?
             .map_err(|e| match e {
+                // Every field is a flag but the summary's `bucket_max`.
+                sim::SimError::Invalid { field, why } if field == "bucket-max" => {
+                    usage(format!("the summary's `bucket_max` {why}"))
+                }
                 sim::SimError::Invalid { field, why } => usage(format!("--{field} {why}")),
                 other => other.into(),
             })?;
