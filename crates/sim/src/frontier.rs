@@ -52,14 +52,15 @@ pub fn bulk_cost(w: &Workload) -> (f64, i64) {
                 batch_deals,
                 ..
             } => {
-                total += *target_deals as f64 * *tokens_per_deal as f64;
+                total += *target_deals as f64 * *tokens_per_deal;
                 // A fixed batch ends with what is left over; a free one can
                 // end with a full request.
                 let last = match batch_deals {
                     Some(b) if *target_deals > 0 => (*target_deals - 1) % u64::from(*b) + 1,
                     _ => (MAX_BATCH as u64).min(*target_deals),
-                } as i64;
-                largest = largest.max(last * tokens_per_deal);
+                };
+                // Whole tokens: a fractional cost charges at most this much.
+                largest = largest.max((last as f64 * *tokens_per_deal).ceil() as i64);
             }
             JobSpec::Pipeline {
                 target_stored,

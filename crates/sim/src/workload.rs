@@ -84,8 +84,10 @@ pub enum JobSpec {
         name: Option<String>,
         /// Deals to fetch.
         target_deals: u64,
-        /// Tokens per deal.
-        tokens_per_deal: i64,
+        /// Tokens per deal; may be fractional (an average, e.g. a run's
+        /// tokens per stored deal): each request is charged whole tokens so
+        /// that the charge so far is `round(deals done × tokens_per_deal)`.
+        tokens_per_deal: f64,
         /// Fixed batch; absent: the policy sizes batches.
         #[serde(default)]
         batch_deals: Option<u32>,
@@ -247,8 +249,8 @@ impl Workload {
                     weight,
                     ..
                 } => {
-                    if *tokens_per_deal < 0 {
-                        return Err(bad(&f("tokens_per_deal"), "must be >= 0"));
+                    if !tokens_per_deal.is_finite() || *tokens_per_deal < 0.0 {
+                        return Err(bad(&f("tokens_per_deal"), "must be a number >= 0"));
                     }
                     if batch_deals.is_some_and(|b| b == 0) {
                         return Err(bad(&f("batch_deals"), "must be >= 1"));

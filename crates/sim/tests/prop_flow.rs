@@ -102,7 +102,7 @@ fn workload(g: &Gen) -> Workload {
         jobs.push(JobSpec::Backfill {
             name: Some(format!("bulk{k}")),
             target_deals: (total / n / cost).max(1) as u64,
-            tokens_per_deal: cost,
+            tokens_per_deal: cost as f64,
             batch_deals: Some(batch),
             min_spacing_s: None,
             weight: Some(weight),
@@ -181,7 +181,8 @@ fn requests(w: &Workload) -> Vec<i64> {
                 batch_deals,
                 ..
             } => Some(
-                tokens_per_deal * batch_deals.map_or(1, |b| u64::from(b).min(*target_deals)) as i64,
+                *tokens_per_deal as i64
+                    * batch_deals.map_or(1, |b| u64::from(b).min(*target_deals)) as i64,
             ),
             _ => None,
         })
@@ -389,10 +390,12 @@ fn feasible_workload(g: &Gen) -> Workload {
             ..
         } = j
         {
-            let total = *target_deals * *tokens_per_deal as u64;
-            *tokens_per_deal = (*tokens_per_deal).min(room).max(1);
-            *batch_deals = Some((room / *tokens_per_deal).clamp(1, 100) as u32);
-            *target_deals = (total / *tokens_per_deal as u64).max(1);
+            let cost = *tokens_per_deal as i64;
+            let total = *target_deals * cost as u64;
+            let cost = cost.min(room).max(1);
+            *tokens_per_deal = cost as f64;
+            *batch_deals = Some((room / cost).clamp(1, 100) as u32);
+            *target_deals = (total / cost as u64).max(1);
         }
     }
     w

@@ -14,7 +14,8 @@ use crate::workload::{JobSpec, Stage, Workload};
 struct BackfillState {
     target: u64,
     done: u64,
-    per_deal: i64,
+    /// Tokens per deal; may be fractional (see [`Job::charge`]).
+    per_deal: f64,
     batch: Option<u32>,
     spacing_ms: i64,
     weight: u32,
@@ -174,6 +175,21 @@ impl Job {
         }
     }
 
+    /// What the server charges for a granted request of `items` whose
+    /// predicted cost is `expected`: the prediction, except for a backfill,
+    /// charged whole tokens so that its cumulative charge is
+    /// `round(done × tokens_per_deal)` (exactly `items × tokens_per_deal`
+    /// for a whole cost).
+    pub(super) fn charge(&self, items: u32, expected: i64) -> i64 {
+        match &self.kind {
+            Kind::Backfill(b) => {
+                let cumulative = |n: u64| (n as f64 * b.per_deal).round() as i64;
+                cumulative(b.done + u64::from(items)) - cumulative(b.done)
+            }
+            _ => expected,
+        }
+    }
+
     /// A request of `items` was charged `cost` at `t`. For a periodic run:
     /// its start delay, and whether that was within its maximum.
     pub(super) fn charged(&mut self, t: Millis, items: u32, cost: i64) -> Option<(i64, bool)> {
@@ -328,6 +344,15 @@ pub(super) fn jobs_of(w: &Workload) -> (Vec<Job>, Vec<Foreign>) {
     (jobs, foreign)
 }
 
+/// A per-deal cost as the budget sees it: whole tokens, the largest charge
+/// of one deal as the upper bound (see [`Job::charge`]).
+fn per_deal_prediction(c: f64) -> Prediction {
+    Prediction {
+        expected: c.round() as i64,
+        upper_bound: c.ceil() as i64,
+    }
+}
+
 /// What the open jobs ask for at `t`; job ids are indices into `jobs`.
 pub(super) fn demands(jobs: &[Job], t: Millis) -> Vec<Demand> {
     let open_bulk = jobs.iter().filter(|j| j.bulk_open()).count();
@@ -355,7 +380,7 @@ pub(super) fn demands(jobs: &[Job], t: Millis) -> Vec<Demand> {
                     job,
                     need: Need::Bulk(Bulk {
                         per_request: Prediction::exact(0),
-                        per_item: Prediction::exact(b.per_deal),
+                        per_item: per_deal_prediction(b.per_deal),
                         min_batch: b.batch.map_or(1, |n| n.min(max_batch)),
                         max_batch,
                         weight: b.weight,
@@ -376,4 +401,67 @@ pub(super) fn demands(jobs: &[Job], t: Millis) -> Vec<Demand> {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn backfill(per_deal: f64) -> Job {
+        Job {
+            name: "backfill".into(),
+            kind: Kind::Backfill(BackfillState {
+                target: u64::MAX,
+                done: 0,
+                per_deal,
+                batch: None,
+                spacing_ms: 0,
+                weight: 1,
+                last: None,
+            }),
+            spent: 0,
+            finished_at: None,
+            refused: None,
+        }
+    }
+
+    #[test]
+    fn a_fractional_cost_charges_whole_tokens_tracking_deals_times_cost() {
+        for c in [17.31, 17.8, 0.4, 12.5, 99.99] {
+            let mut job = backfill(c);
+            let mut t = 0;
+            for items in [1u32, 3, 100, 7, 1, 1, 64, 99, 2, 100, 13] {
+                let cost = job.charge(items, 0);
+                assert!(cost >= 0 && cost <= (f64::from(items) * c).ceil() as i64);
+                t += 1;
+                job.charged(t, items, cost);
+                let exact = job.deals() as f64 * c;
+                assert!((job.spent as f64 - exact).abs() <= 1.0, "{c}: {job:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_whole_cost_charges_exactly_items_times_cost() {
+        let mut job = backfill(12.0);
+        for items in [1u32, 100, 37] {
+            assert_eq!(job.charge(items, 0), 12 * i64::from(items));
+            job.charged(0, items, 12 * i64::from(items));
+        }
+        assert_eq!(per_deal_prediction(12.0), Prediction::exact(12));
+        let p = per_deal_prediction(17.31);
+        assert_eq!((p.expected, p.upper_bound), (17, 18));
+    }
+
+    #[test]
+    fn a_workload_file_takes_a_fractional_cost() {
+        let w = crate::Workload::parse(
+            "name = \"f\"\n[plan]\nrefill_per_minute = 20\nhorizon_days = 10\n\
+             [[jobs]]\nkind = \"backfill\"\ntarget_deals = 1000\ntokens_per_deal = 17.31\n",
+        )
+        .unwrap();
+        let r = crate::simulate(&w, "flow").unwrap().report;
+        assert_eq!(r.deals, 1000);
+        assert_eq!(r.tokens_spent["backfill"], 17_310);
+    }
 }

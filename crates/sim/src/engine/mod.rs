@@ -255,7 +255,7 @@ impl Sim {
     /// either way the envelope settles the reservation.
     fn send(&mut self, g: &Grant, demands: &[Demand]) {
         let t = self.t;
-        let cost = g.cost.expected;
+        let cost = self.jobs[g.job.0 as usize].charge(g.items, g.cost.expected);
         let res = self.sched.start(g, demands);
         match self.server.try_spend(t, cost) {
             Admission::Admitted { balance_after } => {
