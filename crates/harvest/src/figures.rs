@@ -106,6 +106,11 @@ impl TokenAccount {
         self.start
     }
 
+    /// The newest envelope used, if any.
+    pub fn last(&self) -> Option<TokenSnapshot> {
+        self.last
+    }
+
     /// The breakdown with the run ending at `end_ms` (server time): the
     /// bucket is projected from the last envelope to then. `None` before
     /// any envelope.
