@@ -444,6 +444,32 @@ mod tests {
     }
 
     #[test]
+    fn prometheus_has_the_whole_run_figures() {
+        let m = Metrics::new();
+        m.envelope(keepa::TokenSnapshot {
+            timestamp_ms: 0,
+            tokens_left: 1200,
+            refill_in_ms: 60_000,
+            refill_rate: 20,
+        });
+        m.refresh_schedule(0, 300_000, 60_000);
+        m.refresh_run(0, false);
+        // An hour later, nothing spent, the refresh never ran again.
+        m.observe_time(3_600_000);
+        let text = m.render_prometheus();
+        for line in [
+            "keepa_harvest_tokens_available_total 2400",
+            "keepa_harvest_tokens_lost_at_cap_total 1200",
+            "keepa_harvest_tokens_spent_by_others 0",
+            "keepa_harvest_utilization_ratio 0.0000",
+            "keepa_harvest_refresh_runs_total 13",
+            "keepa_harvest_refresh_runs_late_total 11",
+        ] {
+            assert!(text.contains(line), "{line} missing:\n{text}");
+        }
+    }
+
+    #[test]
     fn p99_of_delays() {
         let m = Metrics::new();
         // One period every 1000 s; period d starts d s late.
