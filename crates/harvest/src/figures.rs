@@ -175,6 +175,7 @@ pub struct RefreshBook {
     /// Periods accounted for (served or skipped).
     settled: u64,
     late: u64,
+    runs: u64,
     delays_ms: Vec<i64>,
 }
 
@@ -207,6 +208,7 @@ impl RefreshBook {
         let Some((first, period, max_delay)) = self.schedule else {
             return;
         };
+        self.runs += 1;
         let begun = self.begun(now);
         for k in self.settled..begun {
             let delay = now - (first + k as i64 * period);
@@ -230,6 +232,11 @@ impl RefreshBook {
             due,
             late: self.late + (overdue - self.settled),
         }
+    }
+
+    /// Runs started or skipped so far (not periods).
+    pub fn runs(&self) -> u64 {
+        self.runs
     }
 
     /// Start delay of each period served or skipped, ms.

@@ -74,6 +74,8 @@ pub struct MetricsSnapshot {
     pub refresh_due: u64,
     /// Of those, periods with no run started within `max_delay`.
     pub refresh_late: u64,
+    /// Refresh runs started or skipped by the budget (not periods).
+    pub refresh_runs: u64,
     /// Start delay of every refresh period served or skipped, server ms.
     pub refresh_delays_ms: Vec<i64>,
     /// Age of the newest deal the refresh has stored, at its last run (server ms).
@@ -236,6 +238,7 @@ impl Metrics {
             backfill_done: m.backfill_done,
             refresh_due: refresh.due,
             refresh_late: refresh.late,
+            refresh_runs: m.refresh.runs(),
             refresh_delays_ms: m.refresh.delays_ms().to_vec(),
             refresh_lag_ms: m.refresh_lag_ms,
             store_rows: m.store_rows,
@@ -367,7 +370,10 @@ impl Metrics {
 }
 
 /// The whole-run token breakdown (README "What the figures mean").
-fn token_metrics(b: &TokenBreakdown, metric: &mut impl FnMut(&str, &str, &str, Vec<(String, String)>)) {
+fn token_metrics(
+    b: &TokenBreakdown,
+    metric: &mut impl FnMut(&str, &str, &str, Vec<(String, String)>),
+) {
     for (name, kind, help, value) in [
         (
             "keepa_harvest_tokens_available_total",

@@ -287,7 +287,10 @@ pub async fn run(cfg: RunConfig, mut opts: RunOptions) -> RunReport {
         Some(t) => opts.store.count_deals().await.is_ok_and(|n| n >= t),
         None => false,
     };
-    let server_min = truth.as_ref().and_then(|t| t.point()).map(|p| p.min_balance);
+    let server_min = truth
+        .as_ref()
+        .and_then(|t| t.point())
+        .map(|p| p.min_balance);
     let summary = summarize(
         &m,
         server_min,
@@ -360,7 +363,7 @@ fn spawn_jobs(
         let sh = shared.clone();
         tasks.spawn(async move {
             loop {
-                if sh.metrics.snapshot().refresh_due > 0 || !sh.cfg.refresh.enabled {
+                if sh.metrics.snapshot().refresh_runs > 0 || !sh.cfg.refresh.enabled {
                     sh.request_stop();
                     return ("target", Ok(()));
                 }

@@ -125,6 +125,7 @@ fn every_period_that_began_is_due_and_overruns_are_late() {
     assert_eq!(f, RefreshFigures { due: 14, late: 12 });
     assert!(f.late <= f.due);
     assert_eq!(r.delays_ms().len(), 14);
+    assert_eq!(r.runs(), 5);
 }
 
 #[test]
