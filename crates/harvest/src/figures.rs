@@ -16,9 +16,10 @@
 //! earlier one with [`keepa::tokens::TokenBucket`], which tells which refill
 //! steps landed and what the cap threw away; after the last envelope it is
 //! projected to the end of the run. Spending by others is what remains: the
-//! balance fell by more than our own charges. An envelope that arrives out
-//! of order (concurrent requests) still counts its charge but is not used
-//! for the projection.
+//! balance fell by more than our own charges. Answers to concurrent
+//! requests arrive out of order: envelopes are put in server-time order
+//! over a window of [`REORDER_MS`] before they are used; one older than
+//! that still counts its charge but is not used for the projection.
 //!
 //! **Refresh** ([`RefreshBook`]): a refresh period begins every `period`
 //! from the first due time; each one that began is *due*, whether or not a
@@ -26,7 +27,9 @@
 //! beginning (skipped, or the previous run overran). A run serves every
 //! period that began before it and was not yet served.
 
-use keepa::tokens::{RefillStep, TokenBucket};
+use std::collections::VecDeque;
+
+use keepa::tokens::{RefillStep, TokenBucket, REFILL_INTERVAL_MS};
 use keepa::TokenSnapshot;
 
 /// Where the tokens of a run went. Adds up: `spent + lost_at_cap + left +
@@ -63,11 +66,16 @@ impl TokenBreakdown {
     }
 }
 
+/// How long (server time) envelopes wait to be put in order.
+pub const REORDER_MS: i64 = 2 * REFILL_INTERVAL_MS;
+
 /// Folds envelopes and charges into a [`TokenBreakdown`] as they come.
 #[derive(Debug, Clone, Default)]
 pub struct TokenAccount {
     start: Option<TokenSnapshot>,
     last: Option<TokenSnapshot>,
+    /// Envelopes not folded yet, in server-time order.
+    pending: VecDeque<TokenSnapshot>,
     refilled: i64,
     lost_at_cap: i64,
     spent: i64,
@@ -84,8 +92,29 @@ impl TokenAccount {
         self.spent = self.spent.saturating_add(tokens);
     }
 
-    /// An envelope arrived. Older than the newest seen: ignored.
+    /// An envelope arrived. Older than the last one folded: ignored.
     pub fn envelope(&mut self, s: TokenSnapshot) {
+        if self.last.is_some_and(|l| s.timestamp_ms < l.timestamp_ms) {
+            return;
+        }
+        let i = self
+            .pending
+            .partition_point(|p| p.timestamp_ms <= s.timestamp_ms);
+        self.pending.insert(i, s);
+        let newest = self.pending.back().map_or(i64::MIN, |p| p.timestamp_ms);
+        while let Some(p) = self
+            .pending
+            .front()
+            .copied()
+            .filter(|p| p.timestamp_ms < newest.saturating_sub(REORDER_MS))
+        {
+            self.pending.pop_front();
+            self.fold(p);
+        }
+    }
+
+    /// Uses `s`, the next envelope in server-time order.
+    fn fold(&mut self, s: TokenSnapshot) {
         match self.last {
             None => {
                 self.start = Some(s);
@@ -103,18 +132,25 @@ impl TokenAccount {
 
     /// The first envelope, if any.
     pub fn start(&self) -> Option<TokenSnapshot> {
-        self.start
+        self.start.or_else(|| self.pending.front().copied())
     }
 
-    /// The newest envelope used, if any.
+    /// The newest envelope, if any.
     pub fn last(&self) -> Option<TokenSnapshot> {
-        self.last
+        self.pending.back().copied().or(self.last)
     }
 
     /// The breakdown with the run ending at `end_ms` (server time): the
     /// bucket is projected from the last envelope to then. `None` before
     /// any envelope.
     pub fn breakdown(&self, end_ms: i64) -> Option<TokenBreakdown> {
+        if !self.pending.is_empty() {
+            let mut all = self.clone();
+            while let Some(p) = all.pending.pop_front() {
+                all.fold(p);
+            }
+            return all.breakdown(end_ms);
+        }
         let (start, last) = (self.start?, self.last?);
         let (tail_refill, tail_lost, left) = project(&last, end_ms);
         let refilled = self.refilled.saturating_add(tail_refill);
@@ -176,6 +212,7 @@ pub struct RefreshBook {
     settled: u64,
     late: u64,
     runs: u64,
+    ended_at: Option<i64>,
     delays_ms: Vec<i64>,
 }
 
@@ -218,12 +255,20 @@ impl RefreshBook {
         self.settled = self.settled.max(begun);
     }
 
-    /// Due and late as of `now`: periods not served yet count as due, and
-    /// as late once `max_delay` has passed without a run.
+    /// The refresh stopped at `now` (the run is stopping): periods that
+    /// begin later are not due.
+    pub fn end(&mut self, now: i64) {
+        self.ended_at.get_or_insert(now);
+    }
+
+    /// Due and late as of `now` (or the end, if earlier): periods not
+    /// served yet count as due, and as late once `max_delay` has passed
+    /// without a run.
     pub fn at(&self, now: i64) -> RefreshFigures {
         let Some((_, _, max_delay)) = self.schedule else {
             return RefreshFigures::default();
         };
+        let now = self.ended_at.map_or(now, |e| e.min(now));
         let due = self.begun(now).max(self.settled);
         let overdue = self
             .begun(now.saturating_sub(max_delay).saturating_sub(1))

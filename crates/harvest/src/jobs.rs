@@ -191,7 +191,10 @@ impl FeedWalk {
 
 /// The refresh: a periodic run reading the newest deals down to the watermark.
 pub(crate) async fn refresh(sh: Shared) -> Result<(), HarvestError> {
-    finish(refresh_loop(&sh).await)
+    let r = refresh_loop(&sh).await;
+    // Periods that begin while the run drains are not due.
+    sh.metrics.refresh_ended(sh.now());
+    finish(r)
 }
 
 async fn refresh_loop(sh: &Shared) -> Result<(), Halt> {

@@ -212,6 +212,12 @@ impl Metrics {
         self.observe_time(now_ms);
     }
 
+    /// The refresh job ended at `now_ms` (the run is stopping): periods
+    /// beginning later are not due.
+    pub fn refresh_ended(&self, now_ms: i64) {
+        self.lock().refresh.end(now_ms);
+    }
+
     /// The refresh's newest stored deal is `lag_ms` old.
     pub fn refresh_lag(&self, lag_ms: i64) {
         self.lock().refresh_lag_ms = Some(lag_ms.max(0));

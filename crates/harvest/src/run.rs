@@ -114,7 +114,8 @@ pub struct Summary {
     pub requests_by_status: BTreeMap<String, u64>,
     /// 429 answers to this run's requests.
     pub own_429: u64,
-    /// Refresh periods that began during the run, whether or not a run started.
+    /// Refresh periods that began during the run (until the refresh stops
+    /// with it), whether or not a run started.
     pub refresh_runs_due: u64,
     /// Of those, periods with no run started within `max_delay` (skipped,
     /// or the previous run overran); never more than `refresh_runs_due`.

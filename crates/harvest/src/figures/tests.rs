@@ -71,17 +71,37 @@ fn a_foreign_drain_is_spent_by_others() {
 }
 
 #[test]
-fn out_of_order_envelopes_count_their_charge_only() {
+fn out_of_order_envelopes_are_put_in_order() {
+    // Full bucket; a request charged 500 just before a step, answered
+    // after one charged later: in order, the step is not lost at the cap.
+    let ev = [
+        env(0, 1200),
+        Event::Charged(10),
+        env(MIN + 1_000, 710),
+        Event::Charged(500),
+        env(MIN - 1_000, 700),
+    ];
+    let b = account(ev, MIN + 1_000).unwrap();
+    adds_up(&b);
+    assert_eq!(
+        (b.spent, b.left, b.lost_at_cap, b.spent_by_others),
+        (510, 710, 0, 0)
+    );
+}
+
+#[test]
+fn an_envelope_too_late_to_place_counts_its_charge_only() {
     let ev = [
         env(0, 500),
         Event::Charged(5),
-        env(2_000, 490),
+        env(10 * MIN, 495 + 200 - 600),
         Event::Charged(5),
-        env(1_000, 495),
+        env(1_000, 490),
     ];
-    let b = account(ev, 2_000).unwrap();
+    let b = account(ev, 10 * MIN).unwrap();
     adds_up(&b);
-    assert_eq!((b.spent, b.left, b.spent_by_others), (10, 490, 0));
+    assert_eq!(b.spent, 10);
+    assert_eq!(b.left, 95);
 }
 
 #[test]
@@ -126,6 +146,9 @@ fn every_period_that_began_is_due_and_overruns_are_late() {
     assert!(f.late <= f.due);
     assert_eq!(r.delays_ms().len(), 14);
     assert_eq!(r.runs(), 5);
+    // The refresh stops with the run: later periods are not due.
+    r.end(66 * MIN);
+    assert_eq!(r.at(90 * MIN), f);
 }
 
 #[test]
