@@ -88,16 +88,41 @@ async fn log_lines(metrics: &Metrics, target: Option<u64>, mut stop: watch::Rece
     }
 }
 
-/// Balance, refill, tokens spent, requests, 429s and refresh lag.
+/// Balance, refill, tokens spent and the run's utilization so far (README
+/// "What the figures mean"), requests, 429s and refresh lag.
 fn line(s: &MetricsSnapshot) -> String {
     format!(
-        "balance {}  refill {}/min  spent {}  requests {}  429s {}  refresh lag {}",
+        "balance {}  refill {}/min  spent {} ({} of {} available)  requests {}  429s {}  refresh lag {}",
         s.balance.map_or("-".into(), |b| b.to_string()),
         s.refill_rate.map_or("-".into(), |b| b.to_string()),
         s.tokens_total(),
+        s.token_breakdown
+            .map_or("-".into(), |b| format!("{:.1}%", b.utilization() * 100.0)),
+        s.token_breakdown
+            .map_or("-".into(), |b| b.available.to_string()),
         s.requests_total(),
         s.own_429,
         s.refresh_lag_ms
             .map_or("-".into(), |l| format!("{:.0} min", l as f64 / 60_000.0)),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_token_line_shows_whole_run_utilization() {
+        let m = Metrics::new();
+        assert!(line(&m.snapshot()).contains("spent 0 (- of - available)"));
+        m.envelope(keepa::TokenSnapshot {
+            timestamp_ms: 0,
+            tokens_left: 1000,
+            refill_in_ms: 60_000,
+            refill_rate: 20,
+        });
+        m.request("backfill", "feed", "200", 250);
+        m.observe_time(0);
+        assert!(line(&m.snapshot()).contains("spent 250 (25.0% of 1000 available)"));
+    }
 }

@@ -259,6 +259,14 @@ async fn a_second_run_stores_nothing_twice_and_spends_only_on_refresh() {
         "tokens_per_stored_deal",
         "tokens_refilled",
         "utilization",
+        "tokens_available",
+        "tokens_lost_at_cap",
+        "tokens_left",
+        "tokens_spent_by_others",
+        "start_balance",
+        "refill_per_minute",
+        "bucket_max",
+        "limited_by",
         "requests_by_status",
         "own_429",
         "refresh_runs_due",
@@ -272,7 +280,7 @@ async fn a_second_run_stores_nothing_twice_and_spends_only_on_refresh() {
     }
     assert_eq!(
         s.as_object().unwrap().len(),
-        14,
+        22,
         "summary has extra keys: {s}"
     );
     assert!(s["deals_stored"].as_u64().unwrap() >= 60);
@@ -296,6 +304,10 @@ async fn a_second_run_stores_nothing_twice_and_spends_only_on_refresh() {
     let s: serde_json::Value = serde_json::from_slice(&std::fs::read(&summary).unwrap()).unwrap();
     let spent = s["tokens_spent"].as_object().unwrap();
     assert!(spent.keys().all(|k| k == "refresh"), "{s}");
+    // Nothing left to backfill: the refresh's spend over what was available.
+    assert!(s["utilization"].as_f64().unwrap() > 0.0, "{s}");
+    assert!(s["tokens_available"].as_i64().unwrap() >= 1200, "{s}");
+    assert_eq!(s["limited_by"], "tokens");
     let (asins, _) = deals(&db).await;
     let set: BTreeSet<_> = asins.iter().collect();
     assert_eq!(set.len(), asins.len(), "a deal stored twice");

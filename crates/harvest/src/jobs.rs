@@ -191,7 +191,10 @@ impl FeedWalk {
 
 /// The refresh: a periodic run reading the newest deals down to the watermark.
 pub(crate) async fn refresh(sh: Shared) -> Result<(), HarvestError> {
-    finish(refresh_loop(&sh).await)
+    let r = refresh_loop(&sh).await;
+    // Periods that begin while the run drains are not due.
+    sh.metrics.refresh_ended(sh.now());
+    finish(r)
 }
 
 async fn refresh_loop(sh: &Shared) -> Result<(), Halt> {
@@ -213,6 +216,9 @@ async fn refresh_loop(sh: &Shared) -> Result<(), Halt> {
     }
     let mut next_due = sh.now();
     sh.register_refresh(next_due, period, max_delay);
+    // Due and late are counted per period that began (metrics), not per
+    // run: an overrunning run leaves periods without a run of their own.
+    sh.metrics.refresh_schedule(next_due, period, max_delay);
     let cp = sh.store.checkpoint(Job::Refresh.as_str()).await?;
     let mut watermark = cp
         .as_ref()
@@ -243,7 +249,7 @@ async fn refresh_loop(sh: &Shared) -> Result<(), Halt> {
         let permit = match got {
             Ok(p) => p,
             Err(GateError::Skipped(_)) => {
-                sh.metrics.refresh_run(delay, true);
+                sh.metrics.refresh_run(now, true);
                 continue;
             }
             Err(source) => {
@@ -253,7 +259,7 @@ async fn refresh_loop(sh: &Shared) -> Result<(), Halt> {
                 }))
             }
         };
-        sh.metrics.refresh_run(delay, delay > max_delay);
+        sh.metrics.refresh_run(now, false);
         tracing::debug!(
             delay_s = delay / 1000,
             late = delay > max_delay,

@@ -48,6 +48,7 @@
 pub mod config;
 pub mod error;
 pub mod extract;
+pub mod figures;
 pub mod fuzz;
 pub mod jobs;
 pub mod metrics;

@@ -10,6 +10,8 @@ use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use crate::figures::{RefreshBook, TokenAccount, TokenBreakdown};
+
 /// Counters and gauges of one run. Cheap to share (`Arc`).
 #[derive(Debug, Default)]
 pub struct Metrics {
@@ -31,13 +33,12 @@ struct Inner {
     refill_rate: Option<i64>,
     backfill_pages: u64,
     backfill_done: bool,
-    refresh_due: u64,
-    refresh_late: u64,
-    refresh_delays_ms: Vec<i64>,
+    refresh: RefreshBook,
     refresh_lag_ms: Option<i64>,
     store_rows: u64,
-    first_snap: Option<keepa::TokenSnapshot>,
-    last_snap: Option<keepa::TokenSnapshot>,
+    account: TokenAccount,
+    /// Latest server time seen (envelopes, refresh starts, the run's end).
+    now_ms: Option<i64>,
 }
 
 /// A copy of the counters at one instant.
@@ -69,16 +70,22 @@ pub struct MetricsSnapshot {
     pub backfill_pages: u64,
     /// Whether the backfill has walked the whole feed.
     pub backfill_done: bool,
-    /// Refresh runs that came due.
+    /// Refresh periods that began (README "What the figures mean").
     pub refresh_due: u64,
-    /// Refresh runs that started later than `max_delay` (or were skipped).
+    /// Of those, periods with no run started within `max_delay`.
     pub refresh_late: u64,
-    /// Start delay of every refresh run, server ms.
+    /// Refresh runs started or skipped by the budget (not periods).
+    pub refresh_runs: u64,
+    /// Start delay of every refresh period served or skipped, server ms.
     pub refresh_delays_ms: Vec<i64>,
     /// Age of the newest deal the refresh has stored, at its last run (server ms).
     pub refresh_lag_ms: Option<i64>,
     /// Rows written to the store (all tables).
     pub store_rows: u64,
+    /// Where the tokens went so far (`None` before the first envelope).
+    pub token_breakdown: Option<TokenBreakdown>,
+    /// Server time the snapshot is as of.
+    pub now_ms: Option<i64>,
 }
 
 impl MetricsSnapshot {
@@ -124,6 +131,7 @@ impl Metrics {
         *m.tokens
             .entry((job.to_string(), stage.to_string()))
             .or_default() += tokens;
+        m.account.charged(tokens);
     }
 
     /// A failed attempt will be retried.
@@ -131,23 +139,26 @@ impl Metrics {
         self.lock().retries += 1;
     }
 
-    /// An envelope arrived.
+    /// An envelope arrived (its charge is reported by [`Self::request`]).
     pub fn envelope(&self, s: keepa::TokenSnapshot) {
         let mut m = self.lock();
-        if m.first_snap.is_none() {
-            m.first_snap = Some(s);
-        }
-        if m.last_snap.is_none_or(|l| l.timestamp_ms <= s.timestamp_ms) {
-            m.last_snap = Some(s);
-        }
+        m.account.envelope(s);
         drop(m);
+        self.observe_time(s.timestamp_ms);
         self.balance(s.tokens_left, s.refill_rate);
     }
 
     /// The first and the newest envelope seen.
     pub fn envelopes(&self) -> (Option<keepa::TokenSnapshot>, Option<keepa::TokenSnapshot>) {
         let m = self.lock();
-        (m.first_snap, m.last_snap)
+        (m.account.start(), m.account.last())
+    }
+
+    /// Server time is at least `now_ms`: the figures are as of then (the
+    /// run calls this at its end).
+    pub fn observe_time(&self, now_ms: i64) {
+        let mut m = self.lock();
+        m.now_ms = Some(m.now_ms.map_or(now_ms, |n| n.max(now_ms)));
     }
 
     /// An envelope showed this balance and refill rate.
@@ -186,12 +197,25 @@ impl Metrics {
         self.lock().backfill_done = true;
     }
 
-    /// A refresh run started `delay_ms` after it was due.
-    pub fn refresh_run(&self, delay_ms: i64, late: bool) {
-        let mut m = self.lock();
-        m.refresh_due += 1;
-        m.refresh_late += u64::from(late);
-        m.refresh_delays_ms.push(delay_ms.max(0));
+    /// The refresh's periods begin at `first_due`, then every `period_ms`;
+    /// one is late without a run started within `max_delay_ms`.
+    pub fn refresh_schedule(&self, first_due: i64, period_ms: i64, max_delay_ms: i64) {
+        self.lock()
+            .refresh
+            .schedule(first_due, period_ms, max_delay_ms);
+        self.observe_time(first_due);
+    }
+
+    /// A refresh run started at `now_ms` (`skipped`: the budget dropped it).
+    pub fn refresh_run(&self, now_ms: i64, skipped: bool) {
+        self.lock().refresh.run_started(now_ms, skipped);
+        self.observe_time(now_ms);
+    }
+
+    /// The refresh job ended at `now_ms` (the run is stopping): periods
+    /// beginning later are not due.
+    pub fn refresh_ended(&self, now_ms: i64) {
+        self.lock().refresh.end(now_ms);
     }
 
     /// The refresh's newest stored deal is `lag_ms` old.
@@ -202,6 +226,8 @@ impl Metrics {
     /// A copy of everything.
     pub fn snapshot(&self) -> MetricsSnapshot {
         let m = self.lock().clone();
+        let now = m.now_ms.unwrap_or(i64::MIN);
+        let refresh = m.refresh.at(now);
         MetricsSnapshot {
             deals_stored: m.deals_stored,
             deals_updated: m.deals_updated,
@@ -216,11 +242,14 @@ impl Metrics {
             refill_rate: m.refill_rate,
             backfill_pages: m.backfill_pages,
             backfill_done: m.backfill_done,
-            refresh_due: m.refresh_due,
-            refresh_late: m.refresh_late,
-            refresh_delays_ms: m.refresh_delays_ms,
+            refresh_due: refresh.due,
+            refresh_late: refresh.late,
+            refresh_runs: m.refresh.runs(),
+            refresh_delays_ms: m.refresh.delays_ms().to_vec(),
             refresh_lag_ms: m.refresh_lag_ms,
             store_rows: m.store_rows,
+            token_breakdown: m.now_ms.and_then(|n| m.account.breakdown(n)),
+            now_ms: m.now_ms,
         }
     }
 
@@ -322,15 +351,18 @@ impl Metrics {
         metric(
             "keepa_harvest_refresh_runs_total",
             "counter",
-            "Refresh runs that came due.",
+            "Refresh periods that began (due), whether or not a run started.",
             one(s.refresh_due.to_string()),
         );
         metric(
             "keepa_harvest_refresh_runs_late_total",
             "counter",
-            "Refresh runs that started late or were skipped.",
+            "Refresh periods with no run started within max_delay (skipped or overrun).",
             one(s.refresh_late.to_string()),
         );
+        if let Some(b) = &s.token_breakdown {
+            token_metrics(b, &mut metric);
+        }
         if let Some(l) = s.refresh_lag_ms {
             metric(
                 "keepa_harvest_refresh_lag_seconds",
@@ -340,6 +372,41 @@ impl Metrics {
             );
         }
         out
+    }
+}
+
+/// The whole-run token breakdown (README "What the figures mean").
+fn token_metrics(
+    b: &TokenBreakdown,
+    metric: &mut impl FnMut(&str, &str, &str, Vec<(String, String)>),
+) {
+    for (name, kind, help, value) in [
+        (
+            "keepa_harvest_tokens_available_total",
+            "counter",
+            "Balance at the run's first /token plus the refill that arrived since.",
+            b.available.to_string(),
+        ),
+        (
+            "keepa_harvest_tokens_lost_at_cap_total",
+            "counter",
+            "Refill the bucket cap threw away during the run.",
+            b.lost_at_cap.to_string(),
+        ),
+        (
+            "keepa_harvest_tokens_spent_by_others",
+            "gauge",
+            "Tokens the balance lost beyond this run's charges (another client of the key).",
+            b.spent_by_others.to_string(),
+        ),
+        (
+            "keepa_harvest_utilization_ratio",
+            "gauge",
+            "Tokens this run spent / tokens available over the run.",
+            format!("{:.4}", b.utilization()),
+        ),
+    ] {
+        metric(name, kind, help, vec![(String::new(), value)]);
     }
 }
 
@@ -389,10 +456,38 @@ mod tests {
     }
 
     #[test]
+    fn prometheus_has_the_whole_run_figures() {
+        let m = Metrics::new();
+        m.envelope(keepa::TokenSnapshot {
+            timestamp_ms: 0,
+            tokens_left: 1200,
+            refill_in_ms: 60_000,
+            refill_rate: 20,
+        });
+        m.refresh_schedule(0, 300_000, 60_000);
+        m.refresh_run(0, false);
+        // An hour later, nothing spent, the refresh never ran again.
+        m.observe_time(3_600_000);
+        let text = m.render_prometheus();
+        for line in [
+            "keepa_harvest_tokens_available_total 2400",
+            "keepa_harvest_tokens_lost_at_cap_total 1200",
+            "keepa_harvest_tokens_spent_by_others 0",
+            "keepa_harvest_utilization_ratio 0.0000",
+            "keepa_harvest_refresh_runs_total 13",
+            "keepa_harvest_refresh_runs_late_total 11",
+        ] {
+            assert!(text.contains(line), "{line} missing:\n{text}");
+        }
+    }
+
+    #[test]
     fn p99_of_delays() {
         let m = Metrics::new();
+        // One period every 1000 s; period d starts d s late.
+        m.refresh_schedule(0, 1_000_000, 1_000_000);
         for d in 0..100 {
-            m.refresh_run(d * 1000, false);
+            m.refresh_run(d * 1_000_000 + d * 1000, false);
         }
         assert_eq!(m.snapshot().refresh_delay_p99_s(), 98.0);
     }

@@ -35,8 +35,10 @@ pub struct TokenPoint {
     pub min_balance: i64,
 }
 
-/// Where the summary's token figures come from: the fake server's own
-/// counts in the sandbox, the envelopes otherwise.
+/// The server's own token counts where it can tell them (the sandbox's fake
+/// server): the summary takes the lowest balance from it, which envelopes
+/// only sample. The token breakdown always comes from the envelopes
+/// ([`crate::figures`]), on real Keepa and in the sandbox alike.
 pub trait TokenTruth: Send + Sync + std::fmt::Debug {
     /// The counts now.
     fn point(&self) -> Option<TokenPoint>;
@@ -45,9 +47,6 @@ pub trait TokenTruth: Send + Sync + std::fmt::Debug {
         None
     }
 }
-
-/// Token counts and metrics when the bulk work ran out.
-type WindowEnd = (Option<TokenPoint>, MetricsSnapshot);
 
 /// Everything a run needs besides its configuration.
 #[derive(Debug)]
@@ -66,7 +65,7 @@ pub struct RunOptions {
     pub until_ms: Option<i64>,
     /// Turns `true` to stop (Ctrl-C).
     pub shutdown: watch::Receiver<bool>,
-    /// Ground truth for the summary (`None`: from envelopes).
+    /// The server's own counts, for the lowest balance (`None`: from envelopes).
     pub truth: Option<Arc<dyn TokenTruth>>,
     /// Metrics (shared with progress and the Prometheus endpoint).
     pub metrics: Arc<Metrics>,
@@ -74,7 +73,11 @@ pub struct RunOptions {
     pub drain_timeout: std::time::Duration,
 }
 
-/// What `run --summary-json` writes: the keys the README documents.
+/// What `run --summary-json` writes: the keys README "What the figures
+/// mean" defines. The token figures cover the whole run, from its first
+/// `/token` to its end, and add up: `tokens_spent` (all jobs) +
+/// `tokens_lost_at_cap` + `tokens_left` + `tokens_spent_by_others` =
+/// `tokens_available`.
 #[derive(Debug, Clone, Default, Serialize, PartialEq)]
 pub struct Summary {
     /// Deals this run stored (passed the whole pipeline), distinct ASINs.
@@ -85,22 +88,39 @@ pub struct Summary {
     pub tokens_spent: BTreeMap<String, BTreeMap<String, i64>>,
     /// All tokens spent ÷ deals stored (`null` without a deal).
     pub tokens_per_stored_deal: Option<f64>,
-    /// Tokens the server refilled while work was pending.
+    /// Refill that arrived during the run (before the cap).
     pub tokens_refilled: i64,
-    /// Spent ÷ available while work was pending, where available = balance
-    /// at start + refilled − balance at the end of that window (refill lost
-    /// at the bucket cap lowers it).
+    /// Tokens this run spent ÷ `tokens_available`.
     pub utilization: f64,
+    /// `start_balance` + `tokens_refilled`: what the plan made available.
+    pub tokens_available: i64,
+    /// Refill the bucket cap threw away.
+    pub tokens_lost_at_cap: i64,
+    /// Balance at the end of the run.
+    pub tokens_left: i64,
+    /// What the balance lost beyond this run's charges (another client).
+    pub tokens_spent_by_others: i64,
+    /// Balance of the run's first `/token`.
+    pub start_balance: i64,
+    /// The plan's refill rate at the end, tokens per minute.
+    pub refill_per_minute: i64,
+    /// The bucket's cap at that rate.
+    pub bucket_max: i64,
+    /// `"feed"`: the backfill ran out of feed before the target;
+    /// `"tokens"`: it was waiting for tokens, or the target was reached.
+    pub limited_by: String,
     /// Data requests (deal feed, products) by outcome (`200`, `429`, `5xx`,
     /// `timeout`, …); the free `/token` calls are not counted.
     pub requests_by_status: BTreeMap<String, u64>,
     /// 429 answers to this run's requests.
     pub own_429: u64,
-    /// Refresh runs that came due.
+    /// Refresh periods that began during the run (until the refresh stops
+    /// with it), whether or not a run started.
     pub refresh_runs_due: u64,
-    /// Refresh runs that started later than `max_delay` or were skipped.
+    /// Of those, periods with no run started within `max_delay` (skipped,
+    /// or the previous run overran); never more than `refresh_runs_due`.
     pub refresh_runs_late: u64,
-    /// 99th percentile of refresh start delays, seconds of server time.
+    /// 99th percentile of refresh start delays (per period), seconds of server time.
     pub refresh_delay_p99_s: f64,
     /// Lowest balance seen.
     pub min_balance: i64,
@@ -121,8 +141,10 @@ impl Summary {
         format!(
             "stored {} deals ({} products fetched) in {:.0}s ({:.1} h of Keepa time)\n\
              tokens: {} spent ({}), {} per stored deal, {} refilled, utilization {:.1}%\n\
+             of {} available ({} at start + refill at {}/min): {} lost at the cap, {} left, \
+             {} spent by others; limited by {}\n\
              requests: {}; own 429s: {}; lowest balance {}\n\
-             refresh: {} runs, {} late, p99 delay {:.0}s",
+             refresh: {} periods due, {} late, p99 delay {:.0}s",
             self.deals_stored,
             self.products_fetched,
             self.wall_elapsed_s,
@@ -136,6 +158,13 @@ impl Summary {
                 .map_or("-".to_string(), |t| format!("{t:.1}")),
             self.tokens_refilled,
             self.utilization * 100.0,
+            self.tokens_available,
+            self.start_balance,
+            self.refill_per_minute,
+            self.tokens_lost_at_cap,
+            self.tokens_left,
+            self.tokens_spent_by_others,
+            self.limited_by,
             self.requests_by_status
                 .iter()
                 .map(|(k, v)| format!("{v} {k}"))
@@ -219,10 +248,6 @@ pub async fn run(cfg: RunConfig, mut opts: RunOptions) -> RunReport {
         }
     };
     let truth = opts.truth.clone();
-    let first = truth.as_ref().and_then(|t| t.point());
-
-    // The window "while work was pending" ends when the bulk work runs out.
-    let window_end: Arc<Mutex<Option<WindowEnd>>> = Arc::default();
 
     let mut shutdown = opts.shutdown.clone();
     let error: Option<HarvestError> = first_token_state(&shared, &mut shutdown).await.err();
@@ -237,7 +262,7 @@ pub async fn run(cfg: RunConfig, mut opts: RunOptions) -> RunReport {
     };
     let mut tasks = JoinSet::new();
     if error.is_none() {
-        spawn_jobs(&mut tasks, &shared, target_met, &window_end, &truth);
+        spawn_jobs(&mut tasks, &shared, target_met);
     }
     let deadline = opts.until_ms.map(|u| start_ms.saturating_add(u));
     let (interrupted, error) = supervise(
@@ -255,21 +280,26 @@ pub async fn run(cfg: RunConfig, mut opts: RunOptions) -> RunReport {
     shared.request_stop();
 
     let end_ms = clock.now_ms();
+    // The figures run to the end: refill and refresh periods after the
+    // last request count too.
+    opts.metrics.observe_time(end_ms);
     let m = opts.metrics.snapshot();
-    let last = truth.as_ref().and_then(|t| t.point());
-    let (w_point, w_metrics) = window_end
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .clone()
-        .unwrap_or((last, m.clone()));
-    let first = first.or_else(|| truth.as_ref().and_then(|t| t.start()));
+    let target_reached = match opts.target_deals {
+        Some(t) => opts.store.count_deals().await.is_ok_and(|n| n >= t),
+        None => false,
+    };
+    let server_min = truth
+        .as_ref()
+        .and_then(|t| t.point())
+        .map(|p| p.min_balance);
     let summary = summarize(
         &m,
-        &w_metrics,
-        first,
-        w_point,
-        start_ms,
-        end_ms,
+        server_min,
+        Limits {
+            backfill_done: m.backfill_done,
+            target_reached,
+        },
+        (start_ms, end_ms),
         wall.elapsed().as_secs_f64(),
     );
     RunReport {
@@ -310,28 +340,16 @@ async fn shared_state(cfg: RunConfig, opts: &mut RunOptions) -> Result<Shared, H
 }
 
 /// The jobs the configuration turns on. A met target skips the backfill
-/// and the re-check and stops after one refresh run. The backfill records
-/// the token counts when it runs out of work (`window_end`).
+/// and the re-check and stops after one refresh run.
 fn spawn_jobs(
     tasks: &mut JoinSet<(&'static str, Result<(), HarvestError>)>,
     shared: &Shared,
     target_met: bool,
-    window_end: &Arc<Mutex<Option<WindowEnd>>>,
-    truth: &Option<Arc<dyn TokenTruth>>,
 ) {
     let cfg = &shared.cfg;
     if cfg.backfill.enabled && !target_met {
         let sh = shared.clone();
-        let we = window_end.clone();
-        let tr = truth.clone();
-        tasks.spawn(async move {
-            let r = jobs::backfill(sh.clone()).await;
-            if r.is_ok() && !sh.stopping() {
-                let mut w = we.lock().unwrap_or_else(|e| e.into_inner());
-                *w = Some((tr.as_ref().and_then(|t| t.point()), sh.metrics.snapshot()));
-            }
-            ("backfill", r)
-        });
+        tasks.spawn(async move { ("backfill", jobs::backfill(sh).await) });
     }
     if cfg.refresh.enabled {
         let sh = shared.clone();
@@ -346,7 +364,7 @@ fn spawn_jobs(
         let sh = shared.clone();
         tasks.spawn(async move {
             loop {
-                if sh.metrics.snapshot().refresh_due > 0 || !sh.cfg.refresh.enabled {
+                if sh.metrics.snapshot().refresh_runs > 0 || !sh.cfg.refresh.enabled {
                     sh.request_stop();
                     return ("target", Ok(()));
                 }
@@ -458,13 +476,22 @@ async fn supervise(
     (interrupted, error)
 }
 
+/// What limited the backfill, for [`Summary::limited_by`].
+#[derive(Debug, Clone, Copy)]
+struct Limits {
+    /// The backfill walked the whole feed (this run or before).
+    backfill_done: bool,
+    /// The store held `--target-deals` deals at the end.
+    target_reached: bool,
+}
+
+/// The summary from the final metrics (whose token breakdown and refresh
+/// figures run to `end_ms`); `server_min`: the server's own lowest balance.
 fn summarize(
     m: &MetricsSnapshot,
-    window: &MetricsSnapshot,
-    first: Option<TokenPoint>,
-    last: Option<TokenPoint>,
-    start_ms: i64,
-    end_ms: i64,
+    server_min: Option<i64>,
+    limits: Limits,
+    (start_ms, end_ms): (i64, i64),
     wall_s: f64,
 ) -> Summary {
     let mut tokens_spent: BTreeMap<String, BTreeMap<String, i64>> = BTreeMap::new();
@@ -476,31 +503,31 @@ fn summarize(
             .or_default() += v;
     }
     let spent = m.tokens_total();
-    let (refilled, utilization, min_balance) = match (first, last) {
-        (Some(a), Some(b)) => {
-            let refilled = b.refilled - a.refilled;
-            let available = a.balance + refilled - b.balance;
-            let spent_w = window.tokens_total();
-            let u = if available > 0 {
-                spent_w as f64 / available as f64
-            } else {
-                0.0
-            };
-            (
-                refilled,
-                u,
-                b.min_balance.min(m.min_balance.unwrap_or(i64::MAX)),
-            )
-        }
-        _ => (0, 0.0, m.min_balance.unwrap_or(0)),
+    let b = m.token_breakdown.unwrap_or_default();
+    let min_balance = match (server_min, m.min_balance) {
+        (Some(a), Some(b)) => a.min(b),
+        (a, b) => a.or(b).unwrap_or(0),
+    };
+    let limited_by = if limits.backfill_done && !limits.target_reached {
+        "feed"
+    } else {
+        "tokens"
     };
     Summary {
         deals_stored: m.deals_stored,
         products_fetched: m.products_fetched,
         tokens_spent,
         tokens_per_stored_deal: (m.deals_stored > 0).then(|| spent as f64 / m.deals_stored as f64),
-        tokens_refilled: refilled,
-        utilization: (utilization * 10_000.0).round() / 10_000.0,
+        tokens_refilled: b.refilled,
+        utilization: b.utilization(),
+        tokens_available: b.available,
+        tokens_lost_at_cap: b.lost_at_cap,
+        tokens_left: b.left,
+        tokens_spent_by_others: b.spent_by_others,
+        start_balance: b.start_balance,
+        refill_per_minute: b.refill_per_minute,
+        bucket_max: b.bucket_max,
+        limited_by: limited_by.into(),
         requests_by_status: m.requests.clone(),
         own_429: m.own_429,
         refresh_runs_due: m.refresh_due,
@@ -512,8 +539,8 @@ fn summarize(
     }
 }
 
-/// Token figures from the envelopes (real Keepa): refill projected from
-/// the first and the newest envelope of the run.
+/// Token counts from the envelopes (real Keepa): [`crate::figures`] as of
+/// the newest server time the metrics saw.
 #[derive(Debug)]
 pub struct EnvelopeTruth {
     metrics: Arc<Metrics>,
@@ -528,22 +555,13 @@ impl EnvelopeTruth {
 
 impl TokenTruth for EnvelopeTruth {
     fn point(&self) -> Option<TokenPoint> {
-        let (first, last) = self.metrics.envelopes();
-        let (first, last) = (first?, last?);
-        let steps = if last.timestamp_ms >= first.next_refill_at_ms() {
-            (last.timestamp_ms - first.next_refill_at_ms()) / 60_000 + 1
-        } else {
-            0
-        };
+        let m = self.metrics.snapshot();
+        let b = m.token_breakdown?;
         Some(TokenPoint {
-            at_ms: last.timestamp_ms,
-            refilled: steps * last.refill_rate,
-            balance: last.tokens_left,
-            min_balance: self
-                .metrics
-                .snapshot()
-                .min_balance
-                .unwrap_or(last.tokens_left),
+            at_ms: m.now_ms?,
+            refilled: b.refilled,
+            balance: b.left,
+            min_balance: m.min_balance.unwrap_or(b.left),
         })
     }
 

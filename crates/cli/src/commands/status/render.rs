@@ -90,8 +90,21 @@ pub(super) fn render(db: &str, r: &StatusReport, wall_ms: i64) -> String {
         ));
     }
     line(eta(r));
+    for text in NOT_IN_THE_DATABASE {
+        line(text.into());
+    }
     s
 }
+
+/// What `status` cannot tell, and where to read it instead (README "What
+/// the figures mean"): the database keeps each request's charge and the
+/// balance after it, not the plan's refill rate or the refresh's schedule.
+pub(super) const NOT_IN_THE_DATABASE: [&str; 2] = [
+    "utilization     not in the database (it keeps charges and balances, not the \
+     refill): see run's summary or /metrics",
+    "refresh due     not in the database (it keeps no refresh schedule): see run's \
+     summary (refresh_runs_due, refresh_runs_late) or /metrics",
+];
 
 /// The ETA line.
 fn eta(r: &StatusReport) -> String {

@@ -170,3 +170,19 @@ fn an_unknown_shape_is_shown_as_stored() {
         );
     }
 }
+
+/// The figures the database cannot give are named, with where to read them.
+#[test]
+fn utilization_and_refresh_punctuality_say_where_they_are() {
+    let text = render("h.db", &report(vec![], &[]), T);
+    let last: Vec<&str> = text.lines().rev().take(2).collect();
+    assert!(
+        last[1].starts_with("utilization     not in the database"),
+        "{text}"
+    );
+    assert!(
+        last[0].starts_with("refresh due     not in the database"),
+        "{text}"
+    );
+    assert!(last.iter().all(|l| l.contains("/metrics")), "{text}");
+}
