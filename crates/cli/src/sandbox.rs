@@ -67,6 +67,11 @@ impl Default for SandboxSettings {
     }
 }
 
+/// The highest `--sandbox-time-scale` measured to keep up (README: at
+/// 500 deals on 2 shared cores, ×2000 kept ≥ 99.9 % utilization with no late
+/// refresh; ×5000 was on the edge; ×10000 fell behind).
+pub(crate) const TIME_SCALE_KEPT_UP: f64 = 2_000.0;
+
 /// The checkpoint job under which a sandbox database records its settings.
 const SETTINGS_JOB: &str = "sandbox";
 
@@ -86,6 +91,20 @@ impl SandboxSettings {
             "initial_deals": self.initial_deals,
             "deals_per_hour": self.deals_per_hour,
             "backlog_hours": self.backlog_hours,
+        })
+    }
+
+    /// A warning when the time scale is above [`TIME_SCALE_KEPT_UP`]: a run
+    /// may fall behind the fake clock (late refresh runs, idle tokens).
+    /// A warning, not a refusal: the limit depends on the machine.
+    pub(crate) fn time_scale_warning(&self) -> Option<String> {
+        (self.time_scale > TIME_SCALE_KEPT_UP).then(|| {
+            format!(
+                "--sandbox-time-scale {} is above {TIME_SCALE_KEPT_UP}, the highest scale measured to keep up \
+                 (README): the harvest may fall behind the fake clock; watch the summary's \
+                 utilization and late refresh runs",
+                self.time_scale
+            )
         })
     }
 

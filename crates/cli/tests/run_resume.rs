@@ -153,17 +153,19 @@ async fn killed_at_half_and_resumed_spends_at_most_two_percent_more_and_replays_
 }
 
 /// A database recorded with another seed: the run warns, the flags win.
+/// A time scale above the measured limit warns too, naming the limit.
 #[tokio::test(flavor = "multi_thread")]
 async fn other_sandbox_settings_warn_and_the_flags_win() {
     let _serial = ONE_AT_A_TIME.lock().await;
     let dir = tmp("other");
     let db = dir.join("o.db");
     let mut first = args(&db);
-    first[5] = "5".into(); // --target-deals 5
+    first[6] = "5".into(); // --target-deals 5
     let (_, ok) = run(&first, None);
     assert!(ok);
     let mut second = first.clone();
     second[4] = "8".into(); // --seed 8
+    second.extend(["--sandbox-time-scale".to_string(), "3000".to_string()]);
     let out = Command::new(bin())
         .args(&second)
         .env_remove("RUST_LOG")
@@ -173,6 +175,10 @@ async fn other_sandbox_settings_warn_and_the_flags_win() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         stderr.contains("other sandbox settings") && stderr.contains("the flags win"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("--sandbox-time-scale 3000 is above 2000"),
         "{stderr}"
     );
     let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", db.display()))

@@ -120,6 +120,9 @@ impl Server {
 impl RunArgs {
     pub(crate) async fn run(&self, ctx: &Context) -> anyhow::Result<()> {
         let plan = ctx.plan(self.flags())?;
+        if let Some(warning) = plan.sandbox.as_ref().and_then(|s| s.time_scale_warning()) {
+            tracing::warn!("{warning}");
+        }
         // The sandbox's server continues where its database stops: the
         // database first. Against Keepa, the server first, as before.
         let sandbox_store = match plan.sandbox {
