@@ -29,9 +29,10 @@ fn tmp(name: &str) -> PathBuf {
 /// or re-check: the run ends when the backfill has walked the (static)
 /// feed, so the final set is well defined. The product stages keep every
 /// product: the fake server's offers and stats windows move with its clock,
-/// which starts again at each restart, so a rule on them could decide a
-/// deal differently for a run that fetched it at another offset from the
-/// start. The free deal filter reads the feed, which does not move.
+/// so a rule on them could decide a deal differently for a run that
+/// fetched it at another instant (restarts lose the time between the last
+/// stored request and the kill). The free deal filter reads the feed,
+/// which does not move.
 fn backfill_only_config(dir: &Path) -> PathBuf {
     let text = r#"
 domain = "com"
@@ -73,7 +74,7 @@ fn sandbox_args(config: &Path, db: &Path) -> Vec<String> {
         "--sandbox-deals-per-hour",
         "0",
         // The whole backlog stays in Keepa's 12 h window for the run: a
-        // restarted run (whose pinned clock starts again) and an
+        // restarted run (whose clock continues from its database) and an
         // uninterrupted one then see the same feed, however fast they go.
         "--sandbox-backlog-hours",
         "2",

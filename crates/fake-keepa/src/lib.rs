@@ -68,7 +68,9 @@
 //!   a [`ManualClock`](keepa::clock::ManualClock) send none (see
 //!   [`Clock::time_scale`]).
 //! - **Deterministic**: the same seed and start time give the same
-//!   catalog, feed and fault sequence (faults are drawn in arrival order).
+//!   catalog, feed and fault sequence (faults are drawn in arrival order);
+//!   with [`FakeKeepaBuilder::feed_origin_ms`], the same seed and origin
+//!   give the same catalog and feed whatever the start.
 //!
 //! # Endpoints
 //!
@@ -206,6 +208,7 @@ pub struct FakeKeepaBuilder {
     start_tokens: Option<i64>,
     time_scale: f64,
     start_unix_ms: Option<i64>,
+    feed_origin_ms: Option<i64>,
     clock: Option<Arc<dyn Clock>>,
     seed: u64,
     keys: Vec<String>,
@@ -226,6 +229,7 @@ impl Default for FakeKeepaBuilder {
             start_tokens: None,
             time_scale: 1.0,
             start_unix_ms: None,
+            feed_origin_ms: None,
             clock: None,
             seed: 0,
             keys: vec!["fake-keepa-key".to_string()],
@@ -276,6 +280,18 @@ impl FakeKeepaBuilder {
     /// fixed start and seed, the whole catalog and feed are reproducible.
     pub fn start_unix_ms(mut self, ms: i64) -> Self {
         self.start_unix_ms = Some(ms);
+        self
+    }
+
+    /// Anchors the catalog and the deal feed at this time, Unix ms, instead
+    /// of the server start (default: the start). The backlog lies in the
+    /// window before the origin and live deals follow it; product histories
+    /// are anchored there too. The token bucket (and a refill schedule's
+    /// minutes) still count from the server start. A server restarted later
+    /// with the same seed and origin serves the same catalog and feed as one
+    /// that never stopped, from its own start on (a resumed sandbox).
+    pub fn feed_origin_ms(mut self, ms: i64) -> Self {
+        self.feed_origin_ms = Some(ms);
         self
     }
 
@@ -374,8 +390,13 @@ impl FakeKeepaBuilder {
             (None, Some(ms)) => ms,
             (None, None) => keepa::clock::wall_unix_ms(),
         };
-        let mut schedule =
-            catalog::Schedule::new(start_ms, self.initial_deals, self.deals_per_hour, self.seed);
+        let origin_ms = self.feed_origin_ms.unwrap_or(start_ms);
+        let mut schedule = catalog::Schedule::new(
+            origin_ms,
+            self.initial_deals,
+            self.deals_per_hour,
+            self.seed,
+        );
         schedule.window_ms = self.backlog_window_ms;
         let catalog = Arc::new(catalog::Catalog::new(self.seed, self.catalog, schedule));
         let feed = feed::DealFeed::new(catalog);
@@ -391,6 +412,7 @@ impl FakeKeepaBuilder {
             start_tokens: self.start_tokens,
             faults: self.faults,
             seed: self.seed,
+            start_ms,
         };
         let listener = TcpListener::bind(self.bind)
             .await

@@ -300,3 +300,34 @@ async fn same_seed_same_catalog_and_feed() {
     assert_ne!(f1, f3);
     assert_ne!(p1, p3);
 }
+
+/// A server started later with the first one's feed origin (a resumed
+/// sandbox) serves the same feed as the first at the same instant, and its
+/// bucket counts from its own start.
+#[tokio::test]
+async fn feed_origin_keeps_the_feed_of_an_earlier_start() {
+    let later = START_MS + 3 * 3_600_000 + 17_000;
+    let first_clock = ManualClock::new(START_MS);
+    let first = builder(&first_clock).start().await.unwrap();
+    first_clock.advance_ms(later - START_MS);
+    let resumed_clock = ManualClock::new(later);
+    let resumed = builder(&resumed_clock)
+        .feed_origin_ms(START_MS)
+        .start_tokens(20)
+        .start()
+        .await
+        .unwrap();
+    let c = client();
+    for page in 0..3 {
+        let sel = json!({"domainId": 1, "priceTypes": [2], "page": page, "sortType": 1});
+        let a = deal_page(&c, &first.base_url(), &sel).await;
+        let b = deal_page(&c, &resumed.base_url(), &sel).await;
+        assert_eq!(deals(&a), deals(&b), "page {page}");
+    }
+    // 20 at start, minus the three pages; one refill step 60 s after its start.
+    assert_eq!(resumed.stats().key(KEY).unwrap().balance, 20 - 15);
+    resumed_clock.advance_ms(60_000);
+    assert_eq!(resumed.stats().key(KEY).unwrap().balance, 20 - 15 + 20);
+    first.shutdown().await;
+    resumed.shutdown().await;
+}

@@ -228,3 +228,29 @@ async fn a_version_1_database_is_upgraded_in_place() {
     pool.close().await;
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[tokio::test]
+async fn last_request_is_the_newest_time_and_the_balance_it_left() {
+    let dir = store_common::temp_dir();
+    let store = Store::open(dir.join("h.db").to_str().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(store.last_request().await.unwrap(), None);
+    let mut a = store_common::request(1_000, "backfill", Some(5), "ok");
+    a.tokens_left = Some(70);
+    let mut b = store_common::request(2_000, "refresh", Some(5), "ok");
+    b.tokens_left = Some(65);
+    // The newest has no balance (a timeout): the time is its, the balance b's.
+    let mut c = store_common::request(3_000, "refresh", None, "timeout");
+    c.tokens_left = None;
+    store
+        .commit(harvest::store::Batch {
+            requests: vec![b, c, a],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(store.last_request().await.unwrap(), Some((3_000, Some(65))));
+    store.close().await;
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -83,10 +83,11 @@ struct Server {
 }
 
 impl Server {
-    /// Starts the sandbox, or reads the server's clock (its first `/token`).
-    async fn connect(plan: &Plan) -> anyhow::Result<Server> {
-        if let Some(settings) = &plan.sandbox {
-            let s = Sandbox::start(settings.clone())
+    /// Starts the sandbox (where the database `store` stops), or reads the
+    /// server's clock (its first `/token`).
+    async fn connect(plan: &Plan, store: Option<&Store>) -> anyhow::Result<Server> {
+        if let (Some(settings), Some(store)) = (&plan.sandbox, store) {
+            let s = Sandbox::start_for(settings.clone(), store)
                 .await
                 .context("starting the sandbox")?;
             return Ok(Server {
@@ -119,15 +120,25 @@ impl Server {
 impl RunArgs {
     pub(crate) async fn run(&self, ctx: &Context) -> anyhow::Result<()> {
         let plan = ctx.plan(self.flags())?;
-        let server = Server::connect(&plan).await?;
+        if let Some(warning) = plan.sandbox.as_ref().and_then(|s| s.time_scale_warning()) {
+            tracing::warn!("{warning}");
+        }
+        // The sandbox's server continues where its database stops: the
+        // database first. Against Keepa, the server first, as before.
+        let sandbox_store = match plan.sandbox {
+            Some(_) => Some(open_store(&plan).await?),
+            None => None,
+        };
+        let server = Server::connect(&plan, sandbox_store.as_ref()).await?;
         let ledger = open_ledger(&plan, &server.key).await?;
         let until = self.until.or(match (&plan.sandbox, plan.target_deals) {
             (Some(_), None) => Some(SANDBOX_DEFAULT_UNTIL),
             _ => None,
         });
-        let store = Store::open(&plan.db).await.with_context(|| {
-            format!("opening the database {}", harvest::store::redact(&plan.db))
-        })?;
+        let store = match sandbox_store {
+            Some(store) => store,
+            None => open_store(&plan).await?,
+        };
         let metrics = Metrics::new();
         let truth = server.truth(&metrics);
         let shutdown = spawn_signal_handler();
@@ -215,6 +226,13 @@ impl RunArgs {
         }
         Ok(())
     }
+}
+
+/// The run's database.
+async fn open_store(plan: &Plan) -> anyhow::Result<Store> {
+    Store::open(&plan.db)
+        .await
+        .with_context(|| format!("opening the database {}", harvest::store::redact(&plan.db)))
 }
 
 /// The budget's ledger: in this process, or the key's shared one in Redis.

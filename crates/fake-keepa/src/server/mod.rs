@@ -45,6 +45,8 @@ pub(crate) struct Settings {
     pub(crate) start_tokens: Option<i64>,
     pub(crate) faults: FaultSpec,
     pub(crate) seed: u64,
+    /// The server start: the token buckets and refill schedules count from it.
+    pub(crate) start_ms: i64,
 }
 
 /// Everything the handlers share.
@@ -119,7 +121,7 @@ impl Shared {
         shutdown: watch::Receiver<bool>,
     ) -> Result<Self, keepa::tokens::ScheduleError> {
         let catalog = feed.catalog().clone();
-        let start_ms = catalog.schedule.start_ms;
+        let start_ms = settings.start_ms;
         let schedule = RateSchedule::from_minutes(start_ms, &settings.schedule_minutes)?;
         let books = Books::new(&settings, &schedule, start_ms);
         Ok(Shared {

@@ -10,6 +10,11 @@ use super::{classify, sql, Known, Pool, Store, StoreError};
 /// ASINs per `IN (…)` query of [`Store::known`].
 const KNOWN_CHUNK: usize = 500;
 
+/// [`Store::last_request`]: the newest request's time, and the
+/// `tokensLeft` of the newest request that reported one.
+const LAST_REQUEST: &str = "SELECT (SELECT MAX(at_ms) FROM requests), \
+     (SELECT tokens_left FROM requests WHERE tokens_left IS NOT NULL ORDER BY at_ms DESC, id DESC LIMIT 1)";
+
 impl Store {
     /// The job's last committed checkpoint.
     pub async fn checkpoint(&self, job: &str) -> Result<Option<serde_json::Value>, StoreError> {
@@ -199,5 +204,20 @@ impl Store {
                 .map_err(|e| classify(db, "count deals", &e))?
         });
         Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    /// Where the request ledger stops: the newest request's time (Unix ms)
+    /// and the balance the newest answer with a `tokensLeft` left, if any
+    /// answer had one. `None` when no request is stored. A resumed sandbox
+    /// continues its server's clock and bucket from here.
+    pub async fn last_request(&self) -> Result<Option<(i64, Option<i64>)>, StoreError> {
+        let db = &self.db;
+        let (at, left): (Option<i64>, Option<i64>) = with_pool!(self, p => {
+            sqlx::query_as(LAST_REQUEST)
+                .fetch_one(p)
+                .await
+                .map_err(|e| classify(db, "read the newest request", &e))?
+        });
+        Ok(at.map(|at| (at, left)))
     }
 }
