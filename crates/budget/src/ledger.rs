@@ -324,11 +324,17 @@ impl Ledger {
                     .filter(|(s, _)| is_newer(s, &cur) && !is_newer(s, &snapshot))
                     .map(|(_, c)| c)
                     .sum();
-                // Timed-out requests this snapshot resolves may have been charged.
+                // Requests still open may already be charged in this
+                // snapshot: those in flight (a concurrent answer can report
+                // a charge before the request's own answer arrives) and
+                // timed-out ones it resolves. Counting them as ours can hide
+                // foreign spending of at most their reservation; counting
+                // them as foreign would hold a phantom burst in the reserve
+                // for the rest of the run.
                 own += self
                     .open
                     .values()
-                    .filter(|r| r.timed_out_at.is_some_and(|t| t < snapshot.timestamp_ms))
+                    .filter(|r| r.timed_out_at.is_none_or(|t| t < snapshot.timestamp_ms))
                     .map(|r| r.amount)
                     .sum::<i64>();
                 let gap = projected - own - snapshot.tokens_left;
@@ -570,6 +576,35 @@ mod tests {
         // More than projected (a refund, a rate rise) is never foreign.
         l.observe(snap(180_000, 500, 5));
         assert_eq!(l.foreign().total, 30);
+    }
+
+    /// A concurrent answer reports a charge before the charged request's
+    /// own answer arrives: the charge is ours, not a foreign burst.
+    #[test]
+    fn a_charge_reported_before_its_own_answer_is_not_foreign() {
+        let mut l = Ledger::default();
+        l.observe(snap(0, 1000, 20));
+        let big = l.reserve(JobId(1), 1032);
+        let small = l.reserve(JobId(3), 5);
+        // The server ran the big request first; the small one's answer,
+        // stamped later, already shows both charges.
+        l.settle(
+            small,
+            Outcome::Charged {
+                consumed: 5,
+                snapshot: Some(snap(2_000, 1000 - 996 - 5, 20)),
+            },
+        );
+        l.settle(
+            big,
+            Outcome::Charged {
+                consumed: 996,
+                snapshot: Some(snap(1_000, 1000 - 996, 20)),
+            },
+        );
+        assert_eq!(l.foreign().total, 0);
+        assert_eq!(l.foreign().largest_gap, 0);
+        assert_eq!(l.view().unwrap().balance_at(2_000), -1);
     }
 
     #[test]

@@ -6,22 +6,16 @@
 //! Bounded: every child is killed if it outlives its deadline; no test
 //! sleeps (the kill is triggered by the child's own "committed" log lines).
 
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::time::Duration;
 
 use sqlx::Row;
 
-fn bin() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_keepa-harvest"))
-}
+mod common;
+use common::{command_owned, finish_within, temp_dir, Running};
 
-fn tmp(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("kh-resume-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+fn tmp(name: &str) -> std::path::PathBuf {
+    temp_dir("resume", name)
 }
 
 /// The default pipeline (refresh included: a resumed run behind its own
@@ -46,41 +40,8 @@ fn args(db: &Path) -> Vec<String> {
 /// Runs to the end, or SIGKILLs the run after its `kill_after`-th commit.
 /// Returns the commits seen and whether it ended by itself with success.
 fn run(args: &[String], kill_after: Option<usize>) -> (usize, bool) {
-    let mut child = Command::new(bin())
-        .args(args)
-        .env("RUST_LOG", "harvest=debug")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let pid = child.id();
-    // The watchdog: a run that outlives its deadline is killed, which ends
-    // the stderr loop below.
-    let watchdog = std::thread::spawn(move || {
-        let deadline = Instant::now() + Duration::from_secs(170);
-        while Instant::now() < deadline {
-            std::thread::park_timeout(Duration::from_millis(200));
-            if !Path::new(&format!("/proc/{pid}")).exists() {
-                return;
-            }
-        }
-        let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
-    });
-    let stderr = child.stderr.take().unwrap();
-    let mut commits = 0;
-    for line in BufReader::new(stderr).lines() {
-        let Ok(line) = line else { break };
-        if line.contains("committed") {
-            commits += 1;
-            if Some(commits) == kill_after {
-                child.kill().unwrap();
-                break;
-            }
-        }
-    }
-    let status = child.wait().unwrap();
-    let _ = watchdog.join();
-    (commits, kill_after.is_none() && status.success())
+    let (commits, ended) = Running::start(args).count_commits(kill_after, Duration::from_secs(170));
+    (commits, ended.is_some_and(|o| o.status.success()))
 }
 
 /// `(requests, newest request time, tokens charged, deals)` of a database.
@@ -166,19 +127,15 @@ async fn other_sandbox_settings_warn_and_the_flags_win() {
     let mut second = first.clone();
     second[4] = "8".into(); // --seed 8
     second.extend(["--sandbox-time-scale".to_string(), "3000".to_string()]);
-    let out = Command::new(bin())
-        .args(&second)
-        .env_remove("RUST_LOG")
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let out = finish_within(command_owned(&second), Duration::from_secs(170));
+    assert!(out.status.success(), "{}", out.stderr);
+    let stderr = &out.stderr;
     assert!(
         stderr.contains("other sandbox settings") && stderr.contains("the flags win"),
         "{stderr}"
     );
     assert!(
-        stderr.contains("--sandbox-time-scale 3000 is above 2000"),
+        stderr.contains("--sandbox-time-scale 3000 is above 1000"),
         "{stderr}"
     );
     let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", db.display()))

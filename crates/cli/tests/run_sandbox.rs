@@ -7,22 +7,16 @@
 //! sleeps (kills are triggered by the child's own "committed" log lines).
 
 use std::collections::BTreeSet;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use harvest::store::{ExportFormat, Store};
 
-fn bin() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_keepa-harvest"))
-}
+mod common;
+use common::{command_owned, finish_within, temp_dir, Outcome, Running};
 
 fn tmp(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("kh-run-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+    temp_dir("run", name)
 }
 
 /// The default selection and deal filter, both product stages, no refresh
@@ -91,52 +85,15 @@ fn sandbox_args(config: &Path, db: &Path) -> Vec<String> {
 }
 
 /// Runs to the end with the default log filter (`RUST_LOG` removed).
-fn run_to_end(args: &[String]) -> std::process::Output {
-    let mut child = Command::new(bin())
-        .args(args)
-        .env_remove("RUST_LOG")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(170);
-    loop {
-        if let Some(_status) = child.try_wait().unwrap() {
-            return child.wait_with_output().unwrap();
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("run did not finish in time");
-        }
-        std::thread::park_timeout(Duration::from_millis(50));
-    }
+fn run_to_end(args: &[String]) -> Outcome {
+    finish_within(command_owned(args), Duration::from_secs(170))
 }
 
-/// Starts a run and SIGKILLs it after its `n`-th commit.
+/// Starts a run and SIGKILLs it after its `n`-th commit; false when it
+/// ended before that.
 fn run_and_kill_after(args: &[String], n: usize) -> bool {
-    let mut child = Command::new(bin())
-        .args(args)
-        .env("RUST_LOG", "harvest=debug")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let mut commits = 0;
-    let mut killed = false;
-    for line in BufReader::new(stderr).lines() {
-        let Ok(line) = line else { break };
-        if line.contains("committed") {
-            commits += 1;
-            if commits == n {
-                child.kill().unwrap();
-                killed = true;
-                break;
-            }
-        }
-    }
-    let _ = child.wait();
-    killed
+    let (_, ended) = Running::start(args).count_commits(Some(n), Duration::from_secs(170));
+    ended.is_none()
 }
 
 /// The sandbox runs on a clock 600 times faster than real time, so a run
@@ -175,11 +132,7 @@ async fn crash_soak_twenty_sigkills_then_resume_ends_with_the_uninterrupted_set(
     let config = backfill_only_config(&dir);
     let a = dir.join("a.db");
     let out = run_to_end(&sandbox_args(&config, &a));
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{}", out.stderr);
     let (want, tokens_a) = deals(&a).await;
     assert!(
         want.len() > 20,
@@ -202,11 +155,7 @@ async fn crash_soak_twenty_sigkills_then_resume_ends_with_the_uninterrupted_set(
     }
     assert_eq!(kills, KILLS as i64, "the run finished before every kill");
     let out = run_to_end(&args);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{}", out.stderr);
     let (got, tokens_b) = deals(&b).await;
 
     let want_set: BTreeSet<_> = want.iter().cloned().collect();
@@ -247,11 +196,7 @@ async fn a_second_run_stores_nothing_twice_and_spends_only_on_refresh() {
     .map(|s| s.to_string())
     .collect();
     let out = run_to_end(&args);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{}", out.stderr);
     let s: serde_json::Value = serde_json::from_slice(&std::fs::read(&summary).unwrap()).unwrap();
     for key in [
         "deals_stored",
@@ -287,9 +232,9 @@ async fn a_second_run_stores_nothing_twice_and_spends_only_on_refresh() {
     assert!(s["deals_stored"].as_u64().unwrap() >= 60);
     assert_eq!(s["own_429"], 0);
     // --quiet: the final summary on stdout, and no info logs on stderr.
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stdout = &out.stdout;
     assert!(stdout.starts_with("stored "), "{stdout}");
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stderr = &out.stderr;
     assert!(
         !stderr.contains(" INFO "),
         "--quiet printed info logs:\n{stderr}"
@@ -297,11 +242,7 @@ async fn a_second_run_stores_nothing_twice_and_spends_only_on_refresh() {
     let (first, _) = deals(&db).await;
 
     let out = run_to_end(&args);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{}", out.stderr);
     let s: serde_json::Value = serde_json::from_slice(&std::fs::read(&summary).unwrap()).unwrap();
     let spent = s["tokens_spent"].as_object().unwrap();
     assert!(spent.keys().all(|k| k == "refresh"), "{s}");

@@ -134,8 +134,8 @@ return id
 ///
 /// The in-process `Ledger::observe`/`settle`, atomically: the newest
 /// snapshot by (timestamp, next refill, lower balance) wins; the foreign
-/// estimate counts what the server took beyond our own charges at an
-/// unchanged rate; timed-out reservations older than an adopted snapshot
+/// estimate counts what the server took beyond our own charges and open
+/// reservations at an unchanged rate; timed-out reservations older than an adopted snapshot
 /// leave; a settlement of an unknown id changes nothing. Returns 1 if a
 /// snapshot was adopted.
 const SETTLE: &str = r#"
@@ -160,12 +160,14 @@ local function adopt(own)
     if cur.rate == new.rate then
       local cap = tonumber(ARGV[15])
       if ARGV[14] == 'm' then cap = cap * cur.rate end
-      local timed = 0
+      -- Open reservations may already be charged in this snapshot: those
+      -- in flight and timed-out ones it resolves (see Ledger::observe).
+      local open = 0
       for i = 1, #res, 2 do
         local r = cjson.decode(res[i + 1])
-        if r.t and tonumber(r.t) < new.ts then timed = timed + r.a end
+        if (not r.t) or tonumber(r.t) < new.ts then open = open + r.a end
       end
-      local gap = project(cur, new.ts, cap) - own - timed - new.left
+      local gap = project(cur, new.ts, cap) - own - open - new.left
       if gap > 0 then
         redis.call('HINCRBY', KEYS[1], 'ftot', fmt(gap))
         local lg = tonumber(redis.call('HGET', KEYS[1], 'fgap') or '0')

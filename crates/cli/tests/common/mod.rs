@@ -74,13 +74,25 @@ pub fn command_of(bin: &Path, args: &[&str]) -> Command {
 }
 
 /// Runs `cmd` to its end, killed past [`DEADLINE`].
-pub fn finish(mut cmd: Command) -> Outcome {
+pub fn finish(cmd: Command) -> Outcome {
+    finish_within(cmd, DEADLINE)
+}
+
+/// Runs `cmd` to its end, killed (and the test failed) past `within`.
+pub fn finish_within(mut cmd: Command, within: Duration) -> Outcome {
     let child = cmd
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    Running::new(child).wait(DEADLINE)
+    Running::new(child).wait(within)
+}
+
+/// The binary with `args`, without `RUST_LOG` from the environment.
+pub fn command_owned(args: &[String]) -> Command {
+    let mut cmd = Command::new(bin());
+    cmd.args(args).env_remove("RUST_LOG").stdin(Stdio::null());
+    cmd
 }
 
 /// Runs the binary with `args` (and the key, if any) to its end.
@@ -211,6 +223,45 @@ impl Running {
             &format!("{n} deals"),
             within,
         );
+    }
+
+    /// Counts "committed" log lines until the run ends, or SIGKILLs it at
+    /// the `kill_at`-th one (bounded by `within`: past it the child is
+    /// killed and the test fails). Returns the commits seen and, when the
+    /// run ended by itself, how it ended (`None`: killed).
+    pub fn count_commits(
+        mut self,
+        kill_at: Option<usize>,
+        within: Duration,
+    ) -> (usize, Option<Outcome>) {
+        let deadline = Instant::now() + within;
+        let mut commits = 0;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    commits += usize::from(line.contains("committed"));
+                    self.seen.push(line);
+                    if kill_at.is_some_and(|n| commits >= n) {
+                        let _ = self.child.kill();
+                        let _ = self.child.wait();
+                        return (commits, None);
+                    }
+                }
+                Err(RecvTimeoutError::Disconnected) => {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    return (commits, Some(self.wait(left.max(Duration::from_secs(5)))));
+                }
+                Err(RecvTimeoutError::Timeout) => {
+                    let _ = self.child.kill();
+                    let _ = self.child.wait();
+                    panic!(
+                        "the run did not end within {within:?}:\n{}",
+                        self.seen.join("\n")
+                    );
+                }
+            }
+        }
     }
 
     /// Sends `sig` (`-INT`, `-TERM`) to the child.

@@ -162,6 +162,7 @@ fn position(job: &str, value: &Value, now_ms: i64) -> String {
     let known = match job {
         "backfill" => backfill_position(value),
         "refresh" => refresh_position(value, now_ms),
+        "sandbox" => sandbox_settings(value),
         _ => None,
     };
     known.unwrap_or_else(|| format!("checkpoint {value} (a shape this version does not read)"))
@@ -212,6 +213,25 @@ fn refresh_position(value: &Value, now_ms: i64) -> Option<String> {
         Value::Null => Some("no watermark yet".into()),
         w => Some(format!("watermark {}", when(w.as_i64()?, now_ms))),
     }
+}
+
+/// `run --sandbox`'s recorded settings (not a job: the fake server's seed,
+/// plan and feed, which a resumed sandbox run reuses).
+fn sandbox_settings(value: &Value) -> Option<String> {
+    let f = value.as_object()?;
+    let seed = f.get("seed")?.as_u64()?;
+    let rate = f.get("refill_per_minute")?.as_i64()?;
+    let backlog = f.get("initial_deals")?.as_u64()?;
+    let per_hour = f.get("deals_per_hour")?.as_f64()?;
+    let hours = f.get("backlog_hours")?.as_f64()?;
+    if f.len() != 5 {
+        return None;
+    }
+    Some(format!(
+        "settings of the fake server: seed {seed}, {rate} tokens/min, a backlog of {} deals \
+         over {hours} h, {per_hour} new deals an hour",
+        thousands(backlog)
+    ))
 }
 
 /// A job with requests in the ledger but no checkpoint.

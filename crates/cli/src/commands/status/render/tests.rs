@@ -171,6 +171,21 @@ fn an_unknown_shape_is_shown_as_stored() {
     }
 }
 
+#[test]
+fn the_sandbox_settings_read_in_words() {
+    let value = json!({"backlog_hours": 12.0, "deals_per_hour": 300.0, "initial_deals": 8000,
+        "refill_per_minute": 20, "seed": 7});
+    let r = report(vec![("sandbox", value, T)], &[]);
+    let line = jobs(&r).remove(0);
+    assert!(
+        line.starts_with(
+            "sandbox: settings of the fake server: seed 7, 20 tokens/min, a backlog of 8,000 deals \
+             over 12 h, 300 new deals an hour; saved"
+        ),
+        "{line}"
+    );
+}
+
 /// The figures the database cannot give are named, with where to read them.
 #[test]
 fn utilization_and_refresh_punctuality_say_where_they_are() {
