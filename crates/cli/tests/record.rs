@@ -132,3 +132,29 @@ fn an_unusable_record_directory_is_a_usage_error() {
     assert!(out.stderr.contains("a-file"), "{}", out.stderr);
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[test]
+fn fake_keepa_replays_a_recording_to_the_same_output() {
+    let fake = Fake::start(fake_keepa::FakeKeepa::builder().keys([KEY]));
+    let dir = temp_dir("record", "replay");
+    let rec = dir.join("answers");
+    let rec_s = rec.to_str().unwrap();
+    let call = |base: &str, record: bool| {
+        let mut args = vec!["--base-url", base, "api", "product", "--asin", "B000000001"];
+        if record {
+            args.extend(["--record", rec_s]);
+        }
+        run(&args, Some(KEY))
+    };
+    let first = call(&fake.base_url, true);
+    assert_eq!(first.code(), Some(0), "{}", first.stderr);
+    drop(fake);
+
+    let replay = common::FakeServer::start(KEY, &["--replay", rec_s]);
+    let again = call(&replay.url, false);
+    assert_eq!(again.code(), Some(0), "{}", again.stderr);
+    assert_eq!(again.stdout, first.stdout);
+    // The recording is used up: the next call gets the replay's 404 (exit 3).
+    call(&replay.url, false).expect(3, "no recorded answer left for /product");
+    let _ = std::fs::remove_dir_all(dir);
+}
