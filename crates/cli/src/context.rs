@@ -10,6 +10,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use harvest::config::RunConfig;
 use keepa::client::{ApiKey, Client};
+use keepa::record::Recorder;
 
 use crate::cli::GlobalArgs;
 use crate::config::FileConfig;
@@ -49,6 +50,8 @@ pub(crate) struct CommandFlags {
     pub(crate) sandbox: Option<SandboxSettings>,
     /// The command calls Keepa (with the configured key) unless sandboxed.
     pub(crate) needs_key: bool,
+    /// `--record DIR`: write every answer of the server into DIR.
+    pub(crate) record: Option<PathBuf>,
 }
 
 /// Everything a command runs with, resolved.
@@ -76,12 +79,13 @@ pub(crate) struct Plan {
 }
 
 /// How to reach Keepa: `--base-url`/`--timeout`, else the config file's,
-/// else the client's defaults.
+/// else the client's defaults; and `--record`.
 #[derive(Debug, Clone)]
 pub(crate) struct ClientSettings {
     base_url: String,
     timeout: Option<Duration>,
     connect_timeout: Option<Duration>,
+    recorder: Option<Recorder>,
 }
 
 impl ClientSettings {
@@ -94,7 +98,15 @@ impl ClientSettings {
         if let Some(t) = self.connect_timeout {
             builder = builder.connect_timeout(t);
         }
+        if let Some(r) = &self.recorder {
+            builder = builder.record(r.clone());
+        }
         builder.build().context("setting up the Keepa client")
+    }
+
+    /// Where answers are recorded (`--record`), if anywhere.
+    pub(crate) fn recorder(&self) -> Option<&Recorder> {
+        self.recorder.as_ref()
     }
 }
 
@@ -123,7 +135,8 @@ impl Context {
 
     /// The plan for a command with `flags`. Refuses, as usage errors: an
     /// unknown `--policy`, `--target-deals 0`, bad sandbox settings, a
-    /// shared ledger with `--sandbox`, and a missing key the command needs.
+    /// shared ledger with `--sandbox`, a `--record` directory that cannot
+    /// be created, and a missing key the command needs.
     pub(crate) fn plan(&self, flags: CommandFlags) -> anyhow::Result<Plan> {
         let file = &self.file;
         let mut run = file.run.clone();
@@ -144,6 +157,11 @@ impl Context {
             true => Some(self.api_key()?),
             false => None,
         };
+        // Last: a usage error above leaves no directory behind.
+        let recorder = match &flags.record {
+            Some(dir) => Some(Recorder::create(dir).map_err(|e| usage(format!("--record: {e}")))?),
+            None => None,
+        };
         Ok(Plan {
             target_deals: flags.target_deals.or(run.backfill.target_deals),
             run,
@@ -160,6 +178,7 @@ impl Context {
                     .unwrap_or_else(|| keepa::client::DEFAULT_BASE_URL.to_string()),
                 timeout: self.global.timeout.or(file.timeout),
                 connect_timeout: file.connect_timeout,
+                recorder,
             },
             server_time_scale: self.global.server_time_scale,
         })

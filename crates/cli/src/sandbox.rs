@@ -31,6 +31,7 @@ use fake_keepa::{FakeKeepa, RunningServer};
 use harvest::run::{TokenPoint, TokenTruth};
 use harvest::store::{Batch, Store};
 use keepa::clock::ScaledClock;
+use keepa::record::Recorder;
 use keepa::{ApiKey, Client};
 
 /// 2026-01-01T00:00:00Z: the sandbox's day zero.
@@ -223,12 +224,13 @@ impl Sandbox {
         &self.settings
     }
 
-    /// A client for the sandbox.
-    pub(crate) fn client(&self) -> anyhow::Result<Client> {
-        Client::builder(self.key.clone())
-            .base_url(self.base_url())
-            .build()
-            .context("cannot start the sandbox server")
+    /// A client for the sandbox, recording its answers with `recorder`.
+    pub(crate) fn client(&self, recorder: Option<&Recorder>) -> anyhow::Result<Client> {
+        let mut builder = Client::builder(self.key.clone()).base_url(self.base_url());
+        if let Some(r) = recorder {
+            builder = builder.record(r.clone());
+        }
+        builder.build().context("cannot start the sandbox server")
     }
 
     /// The budget's clock, on the server's scale from the server's time now.

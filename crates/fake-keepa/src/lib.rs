@@ -142,12 +142,14 @@
 //!
 //! - [`faults`]: the fault spec (`"5xx=0.05,latency=20ms..2s,…"`).
 //! - [`stats`]: what the server counted, per key.
+//! - [`replay`]: a server answering with a recording (`--record`) instead.
 #![warn(missing_docs, missing_debug_implementations, unreachable_pub)]
 
 mod catalog;
 pub mod faults;
 mod feed;
 mod render;
+pub mod replay;
 mod rng;
 mod server;
 pub mod stats;
@@ -183,6 +185,9 @@ pub enum FakeError {
     /// A setting is out of range.
     #[error("invalid setting: {0}")]
     Invalid(String),
+    /// A recording to replay could not be read.
+    #[error("cannot replay: {0}")]
+    Replay(#[from] keepa::record::RecordError),
 }
 
 /// Entry point: `FakeKeepa::builder()`.

@@ -36,6 +36,7 @@ use url::Url;
 use crate::answer::classify;
 pub use crate::answer::{decode_answer, ApiKey, Response, EXCERPT_CHARS, TIME_SCALE_HEADER};
 use crate::error::{ApiError, BuildError};
+use crate::record::{RecordedAnswer, Recorder, KEPT_HEADERS};
 use crate::request::{Method, Request};
 
 /// Keepa's production base URL.
@@ -53,6 +54,7 @@ pub struct ClientBuilder {
     connect_timeout: Duration,
     timeout: Duration,
     user_agent: String,
+    recorder: Option<Recorder>,
 }
 
 impl ClientBuilder {
@@ -64,6 +66,7 @@ impl ClientBuilder {
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             timeout: DEFAULT_TIMEOUT,
             user_agent: concat!("keepa-harvest/", env!("CARGO_PKG_VERSION")).to_string(),
+            recorder: None,
         }
     }
 
@@ -88,6 +91,14 @@ impl ClientBuilder {
     /// The `User-Agent` header.
     pub fn user_agent(mut self, ua: impl Into<String>) -> Self {
         self.user_agent = ua.into();
+        self
+    }
+
+    /// Records every answer the client reads in full (any status) into
+    /// `recorder`'s directory, the key redacted ([`crate::record`]). A
+    /// failed write is logged as a warning and does not fail the call.
+    pub fn record(mut self, recorder: Recorder) -> Self {
+        self.recorder = Some(recorder);
         self
     }
 
@@ -125,6 +136,7 @@ impl ClientBuilder {
             key: self.key,
             connect_timeout: self.connect_timeout,
             timeout: self.timeout,
+            recorder: self.recorder,
         })
     }
 }
@@ -137,6 +149,7 @@ pub struct Client {
     key: ApiKey,
     connect_timeout: Duration,
     timeout: Duration,
+    recorder: Option<Recorder>,
 }
 
 impl Client {
@@ -176,6 +189,11 @@ impl Client {
         self.exchange(method, url, body, &what).await
     }
 
+    /// The recorder in use, if the client records its answers.
+    pub fn recorder(&self) -> Option<&Recorder> {
+        self.recorder.as_ref()
+    }
+
     fn url(&self, path: &str, raw_query: Option<&str>, pairs: &[(String, String)]) -> Url {
         let mut url = self.base.clone();
         let joined = format!("{}/{}", self.base.path().trim_end_matches('/'), path);
@@ -208,6 +226,7 @@ impl Client {
         what: &str,
     ) -> Result<Response, ApiError> {
         let started = Instant::now();
+        let recorded = self.recorder.as_ref().map(|_| url.clone());
         let mut builder = match method {
             Method::Get => self.http.get(url),
             Method::Post => self.http.post(url),
@@ -219,6 +238,7 @@ impl Client {
         let response = builder.send().await.map_err(|e| self.map_error(e, None))?;
         let received_at_ms = unix_ms_now();
         let status = response.status().as_u16();
+        let kept = recorded.as_ref().map(|_| kept_headers(response.headers()));
         let time_scale = response
             .headers()
             .get(TIME_SCALE_HEADER)
@@ -230,6 +250,22 @@ impl Client {
             .await
             .map_err(|e| self.map_error(e, Some((status, received_at_ms))))?;
         let elapsed = started.elapsed();
+        if let (Some(url), Some(headers)) = (recorded, kept) {
+            let answer = RecordedAnswer {
+                endpoint: self.endpoint_of(&url),
+                method: method.to_string(),
+                query: query_without_key(&url),
+                request_body: body.cloned(),
+                status,
+                headers,
+                body_lossy: std::str::from_utf8(&bytes).is_err(),
+                body: String::from_utf8_lossy(&bytes).into_owned(),
+                received_at_ms,
+                elapsed_ms: elapsed.as_millis() as u64,
+                ..RecordedAnswer::new("", status, "")
+            };
+            self.record_answer(answer);
+        }
         let mut outcome = classify(&self.key, status, bytes.to_vec(), received_at_ms, elapsed);
         if let Ok(r) = &mut outcome {
             r.server_time_scale = time_scale;
@@ -246,6 +282,24 @@ impl Client {
             Err(e) => tracing::debug!(request = %what, status, error = %e, "Keepa call failed"),
         }
         outcome
+    }
+
+    /// The path of `url` under the base URL, without slashes.
+    fn endpoint_of(&self, url: &Url) -> String {
+        let base = self.base.path().trim_end_matches('/');
+        let path = url.path().strip_prefix(base).unwrap_or(url.path());
+        path.trim_matches('/').to_string()
+    }
+
+    /// Writes one answer with the recorder; a failure is only a warning.
+    fn record_answer(&self, answer: RecordedAnswer) {
+        let Some(recorder) = &self.recorder else {
+            return;
+        };
+        match recorder.write(&self.key, answer) {
+            Ok(path) => tracing::debug!(file = %path.display(), "answer recorded"),
+            Err(e) => tracing::warn!(error = %e, "could not record Keepa's answer"),
+        }
     }
 
     fn map_error(&self, err: reqwest::Error, response: Option<(u16, i64)>) -> ApiError {
@@ -282,6 +336,28 @@ impl Client {
             may_have_been_charged: !connecting,
         }
     }
+}
+
+/// The [`KEPT_HEADERS`] of an answer, by lower-case name.
+fn kept_headers(
+    headers: &reqwest::header::HeaderMap,
+) -> std::collections::BTreeMap<String, String> {
+    KEPT_HEADERS
+        .iter()
+        .filter_map(|name| {
+            let v = headers.get(*name)?.to_str().ok()?;
+            Some((name.to_string(), v.to_string()))
+        })
+        .collect()
+}
+
+/// The URL's query without its `key` parameter, URL-encoded.
+fn query_without_key(url: &Url) -> String {
+    let mut out = url::form_urlencoded::Serializer::new(String::new());
+    for (k, v) in url.query_pairs().filter(|(k, _)| k != "key") {
+        out.append_pair(&k, &v);
+    }
+    out.finish()
 }
 
 fn chain_has_invalid_data(err: &reqwest::Error) -> bool {

@@ -50,6 +50,7 @@ pub mod envelope;
 pub mod error;
 pub mod fuzz;
 pub mod model;
+pub mod record;
 pub mod request;
 pub mod time;
 pub mod tokens;

@@ -8,7 +8,7 @@
 //! with what Keepa answered, so it never spends tokens the harvest
 //! processes on the key are counting on.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -29,6 +29,10 @@ pub(crate) struct ApiArgs {
     /// budget's permit, then give up (exit 4).
     #[arg(long, global = true, value_name = "DURATION", value_parser = humantime::parse_duration, default_value = "60s")]
     max_wait: Duration,
+    /// Also write the answer into DIR as a numbered JSON file (status,
+    /// headers, body; never the key).
+    #[arg(long, global = true, value_name = "DIR")]
+    record: Option<PathBuf>,
     #[command(subcommand)]
     call: ApiCommand,
 }
@@ -114,6 +118,7 @@ impl ApiArgs {
         };
         let plan = ctx.plan(CommandFlags {
             needs_key: true,
+            record: self.record.clone(),
             ..CommandFlags::default()
         })?;
         let client = plan.keepa_client()?;

@@ -2,11 +2,12 @@
 //!
 //! Prints `listening on http://ADDR` as its first stdout line, then serves
 //! until interrupted. All behaviour lives in the `fake-keepa` crate; this
-//! module only turns flags into its builder.
+//! module only turns flags into its builder. With `--replay DIR` it serves
+//! a recording (`--record DIR` of `run` or `api`) instead.
 
 use std::io::Write as _;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 use fake_keepa::{CatalogParams, FakeKeepa, FaultSpec};
@@ -59,11 +60,19 @@ pub(crate) struct FakeKeepaArgs {
     /// Products in the catalog.
     #[arg(long, default_value_t = 100_000)]
     products: u32,
+    /// Answer with the recording in DIR (what `--record DIR` wrote): each
+    /// endpoint's answers in recorded order, whatever the query or key;
+    /// 404 once they are used up. Only --bind and --port apply.
+    #[arg(long, value_name = "DIR")]
+    replay: Option<PathBuf>,
 }
 
 impl FakeKeepaArgs {
     /// Starts the server and serves until interrupted.
     pub(crate) async fn run(&self, _ctx: &Context) -> anyhow::Result<()> {
+        if let Some(dir) = &self.replay {
+            return self.replay(dir).await;
+        }
         let faults = match &self.faults {
             None => FaultSpec::default(),
             Some(spec) if Path::new(spec).is_file() => {
@@ -110,10 +119,7 @@ impl FakeKeepaArgs {
             .start()
             .await
             .context("starting the fake Keepa server")?;
-        let mut stdout = std::io::stdout().lock();
-        writeln!(stdout, "listening on {}", server.base_url())?;
-        stdout.flush()?;
-        drop(stdout);
+        announce(&server.base_url())?;
         tracing::info!(
             stats = %format!("{}/_fake/stats", server.base_url()),
             "fake Keepa serving; Ctrl-C stops it"
@@ -122,6 +128,30 @@ impl FakeKeepaArgs {
         std::future::pending::<()>().await;
         Ok(())
     }
+
+    /// Serves the recording in `dir` until interrupted.
+    async fn replay(&self, dir: &Path) -> anyhow::Result<()> {
+        let answers = keepa::record::read_dir(dir).map_err(|e| usage(format!("--replay: {e}")))?;
+        let count = answers.len();
+        let server = fake_keepa::replay::ReplayServer::start_on(
+            SocketAddr::new(self.bind, self.port),
+            answers.into_iter().map(|(_, a)| a).collect(),
+        )
+        .await
+        .context("starting the replay server")?;
+        announce(&server.base_url())?;
+        tracing::info!(answers = count, dir = %dir.display(), "replaying; Ctrl-C stops it");
+        std::future::pending::<()>().await;
+        Ok(())
+    }
+}
+
+/// The first stdout line: where the server listens.
+fn announce(base_url: &str) -> anyhow::Result<()> {
+    let mut stdout = std::io::stdout().lock();
+    writeln!(stdout, "listening on {base_url}")?;
+    stdout.flush()?;
+    Ok(())
 }
 
 fn parse_schedule(text: &str) -> anyhow::Result<Vec<(i64, i64)>> {

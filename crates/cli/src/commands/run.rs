@@ -49,6 +49,10 @@ pub(crate) struct RunArgs {
     /// Budget policy: flow (default), controlled-deficit, wait-for-max.
     #[arg(long, value_name = "NAME")]
     policy: Option<String>,
+    /// Write every answer of the server into DIR, one numbered JSON file
+    /// each (status, headers, body; never the key).
+    #[arg(long, value_name = "DIR")]
+    record: Option<PathBuf>,
     /// Sandbox: catalog and feed seed (same seed, same feed).
     #[arg(long, default_value_t = SandboxSettings::default().seed)]
     seed: u64,
@@ -91,7 +95,7 @@ impl Server {
                 .await
                 .context("starting the sandbox")?;
             return Ok(Server {
-                client: s.client()?,
+                client: s.client(plan.client.recorder())?,
                 clock: s.clock(),
                 key: s.key().clone(),
                 sandbox: Some(s),
@@ -201,6 +205,7 @@ impl RunArgs {
                 backlog_hours: self.sandbox_backlog_hours,
             }),
             needs_key: true,
+            record: self.record.clone(),
         }
     }
 
