@@ -143,9 +143,15 @@ async fn an_answer_the_reader_cannot_read_is_retried_like_a_failed_call() {
     // A model the answer does not match: an object is not a list.
     let r = rig
         .sh
-        .send(&RECHECK, Stage::Recheck, permit, &req, &mut pending, |r| {
-            r.parse::<Vec<u8>>()
-        })
+        .send(
+            &RECHECK,
+            Stage::Recheck,
+            permit,
+            &req,
+            "products",
+            &mut pending,
+            |r| r.parse::<Vec<u8>>(),
+        )
         .await;
     assert_eq!(network_attempts(r), (Job::Recheck, Stage::Recheck, 3));
     assert_eq!(pending.requests.len(), 3);
@@ -160,10 +166,11 @@ async fn the_stages_and_the_recheck_fetch_products_the_same_way() {
     let mut pending = Batch::default();
     let req: Request = sh.cfg.selection.clone().with_page(0).build().unwrap();
     let permit = sh.acquire_page(&BACKFILL).await.unwrap();
-    let deals = sh
+    let (deals, held) = sh
         .feed_page(&BACKFILL, permit, &req, &mut pending)
         .await
         .unwrap();
+    assert_eq!(deals.len(), held);
     assert!(deals.len() >= 2, "{} deals", deals.len());
     let asins: Vec<String> = deals.iter().take(2).map(|d| d.asin.clone()).collect();
     let found = sh.refetch(&RECHECK, &asins, &mut pending).await.unwrap();
