@@ -232,7 +232,13 @@ async fn read_db(db: &Path) -> (BTreeSet<String>, Vec<(String, String, String, i
 async fn a_fifth_of_answers_with_an_error_in_the_body_loses_nothing() {
     let _one = serial().await;
     let base = baseline().await;
-    let h = harvest("inbody", "inbody=0.2", Some(base.deals.len())).await;
+    // 15 % a failed request (retried), 5 % a token limit (waited for).
+    let h = harvest(
+        "inbody",
+        "inbody=0.15,inbody_limit=0.05",
+        Some(base.deals.len()),
+    )
+    .await;
     h.assert_clean_exit();
     assert!(h.faults("inBody") > 0, "no fault injected: {}", h.server);
     // The target is reached, with the same deals and the same rejections
@@ -399,4 +405,23 @@ async fn the_end_of_the_feed_is_checked_again_by_a_later_run() {
     assert!(first.deals.is_subset(&second.deals));
     assert!(second.long_product_rejections().is_empty());
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_limit_in_a_200_is_waited_for_not_retried() {
+    let _one = serial().await;
+    let base = baseline().await;
+    let h = harvest("inbody-limit", "inbody_limit=0.2", None).await;
+    h.assert_clean_exit();
+    assert!(h.faults("inBody") > 0, "no fault injected: {}", h.server);
+    assert_eq!(h.deals, base.deals);
+    assert_eq!(h.rejected(), base.rejected());
+    assert_eq!(
+        h.summary["in_body_errors"].as_u64(),
+        Some(h.faults("inBody"))
+    );
+    // Waited for through the budget (a refill step each), never counted
+    // against the retry budget, never an own 429.
+    assert!(!h.log.contains("retrying"), "{}", h.log);
+    assert_eq!(h.summary["own_429"], 0);
 }

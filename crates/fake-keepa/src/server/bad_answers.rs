@@ -1,5 +1,5 @@
 //! Bad answers on demand: HTTP 200s that are not what was asked for (the
-//! faults `inbody`, `nopayload`, `bad_deal`, `offers_failed`, `no_consumed`
+//! faults `inbody`, `inbody_limit`, `nopayload`, `bad_deal`, `offers_failed`, `no_consumed`
 //! and `missing_asin`; see [`crate::faults`]). They apply to `/product` and
 //! `/deal` only, and draw from their own generator, so the other faults
 //! keep their sequence.
@@ -13,8 +13,10 @@ use super::{lock, Shared};
 /// The bad-answer faults drawn for one request.
 #[derive(Debug, Default, Clone, Copy)]
 pub(super) struct BadDraw {
-    /// Answer 200 with an error object and no payload.
-    pub(super) in_body: bool,
+    /// Answer 200 with an error object and no payload: `Some(true)` of a
+    /// token limit (`inbody_limit`), `Some(false)` of a failed request
+    /// (`inbody`).
+    pub(super) in_body: Option<bool>,
     /// Drop the payload (`Some(true)`: leave it out; `Some(false)`: `null`).
     pub(super) no_payload: Option<bool>,
     /// Break one deal of the page, at this fraction of its length.
@@ -27,12 +29,15 @@ pub(super) struct BadDraw {
 /// and `/deal`, and none when no bad-answer fault is configured.
 pub(super) fn draw(shared: &Shared, endpoint: &str) -> BadDraw {
     let spec = &shared.settings.faults;
-    let any = spec.in_body + spec.no_payload + spec.bad_deal + spec.no_consumed > 0.0;
+    let any =
+        spec.in_body + spec.in_body_limit + spec.no_payload + spec.bad_deal + spec.no_consumed
+            > 0.0;
     if !any || !matches!(endpoint, "product" | "deal") {
         return BadDraw::default();
     }
     let mut r = lock(&shared.bad_rng);
-    let (a, b, c, d, e, f): (f64, f64, f64, f64, f64, f64) = (
+    let (a, b, c, d, e, f, g): (f64, f64, f64, f64, f64, f64, f64) = (
+        r.random(),
         r.random(),
         r.random(),
         r.random(),
@@ -41,7 +46,11 @@ pub(super) fn draw(shared: &Shared, endpoint: &str) -> BadDraw {
         r.random(),
     );
     BadDraw {
-        in_body: a < spec.in_body,
+        in_body: if a < spec.in_body {
+            Some(false)
+        } else {
+            (g < spec.in_body_limit).then_some(true)
+        },
         no_payload: (b < spec.no_payload).then_some(e < 0.5),
         bad_deal: (endpoint == "deal" && c < spec.bad_deal).then_some(f),
         no_consumed: d < spec.no_consumed,

@@ -287,13 +287,21 @@ pub(super) async fn keepa_route(
         return answer.too_many();
     }
     let bad = bad_answers::draw(shared, endpoint);
-    if bad.in_body {
+    if let Some(limit) = bad.in_body {
         lock(&shared.books).faults.in_body += 1;
-        let err = ApiError::new(
-            StatusCode::OK,
-            "requestFailed",
-            "fault injection: an error in a 200",
-        );
+        let err = if limit {
+            ApiError::new(
+                StatusCode::OK,
+                "tokenLimit",
+                "fault injection: a limit in a 200",
+            )
+        } else {
+            ApiError::new(
+                StatusCode::OK,
+                "requestFailed",
+                "fault injection: an error in a 200",
+            )
+        };
         return answer.error(&err);
     }
     bad_answers::leave_out(shared, &mut work);
