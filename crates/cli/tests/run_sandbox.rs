@@ -215,6 +215,8 @@ async fn a_second_run_stores_nothing_twice_and_spends_only_on_refresh() {
         "limited_by",
         "requests_by_status",
         "own_429",
+        "in_body_errors",
+        "charges_estimated",
         "refresh_runs_due",
         "refresh_runs_late",
         "refresh_delay_p99_s",
@@ -226,11 +228,13 @@ async fn a_second_run_stores_nothing_twice_and_spends_only_on_refresh() {
     }
     assert_eq!(
         s.as_object().unwrap().len(),
-        22,
+        24,
         "summary has extra keys: {s}"
     );
     assert!(s["deals_stored"].as_u64().unwrap() >= 60);
     assert_eq!(s["own_429"], 0);
+    assert_eq!(s["in_body_errors"], 0);
+    assert_eq!(s["charges_estimated"], 0);
     // --quiet: the final summary on stdout, and no info logs on stderr.
     let stdout = &out.stdout;
     assert!(stdout.starts_with("stored "), "{stdout}");

@@ -13,11 +13,20 @@
 //! | `garbage=P` | with probability `P`, the request runs and is charged, and the body is malformed (half of the time gzip cut short, otherwise gzip of broken JSON) |
 //! | `foreign=N/min` | a foreign consumer spends `N` tokens per Keepa minute on average from **every** key's bucket (`/h` and `/s` also accepted), in requests of `1..=foreign_max` tokens, obeying the admission rule; unseen except through `tokensLeft` and `/_fake/stats` |
 //! | `foreign_max=N` | largest foreign request (default 50) |
+//! | `inbody=P` | with probability `P`, a `/product` or `/deal` request is answered HTTP 200 with the envelope and an `error` object (type `requestFailed`) and no payload, the shape Keepa was measured to send; **not charged** (`tokensConsumed` 0) |
+//! | `inbody_limit=P` | the same with an error of type `tokenLimit` at a positive balance (a limit, not the bucket); not charged |
+//! | `nopayload=P` | with probability `P`, a `/product` or `/deal` request runs and is charged, and the answer lacks its payload (`products`/`deals` absent half of the time, `null` otherwise) |
+//! | `bad_deal=P` | with probability `P`, one deal of a `/deal` page is malformed (its `asin` is `null`); the page keeps its length |
+//! | `offers_failed=P` | each product of a `/product` answer with `offers` says, with probability `P`, that its offers collection failed (`offersSuccessful: false`, no `offers`); charged as served |
+//! | `no_consumed=P` | with probability `P`, a 200 answer lacks `tokensConsumed` (it is charged as usual) |
+//! | `missing_asin=P` | each ASIN of a `/product` request is, with probability `P`, left out of the answer (and not charged), as Keepa leaves out products it does not have |
 //!
 //! The same keys work in TOML (`latency = "20ms..2s"`, `5xx = 0.05`,
 //! `foreign = "8/min"`). Probabilities are drawn from a generator seeded by
 //! the server seed, in the order requests arrive: a sequential client sees
-//! the same faults on every run.
+//! the same faults on every run. The bad-answer faults (`inbody` to
+//! `missing_asin`) draw from a generator of their own, so adding them leaves
+//! the others' sequence unchanged.
 //!
 //! ```
 //! use fake_keepa::faults::FaultSpec;
@@ -38,7 +47,7 @@ pub enum FaultSpecError {
     #[error("fault spec part {0:?} is not name=value")]
     NotAPair(String),
     /// An unknown fault name.
-    #[error("unknown fault {0:?} (known: 5xx, latency, hang, hang_for, reset, garbage, foreign, foreign_max)")]
+    #[error("unknown fault {0:?} (known: 5xx, latency, hang, hang_for, reset, garbage, foreign, foreign_max, inbody, inbody_limit, nopayload, bad_deal, offers_failed, no_consumed, missing_asin)")]
     UnknownFault(String),
     /// A value that does not parse or is out of range.
     #[error("bad value {value:?} for fault {name}: {why}")]
@@ -74,6 +83,20 @@ pub struct FaultSpec {
     pub foreign_per_minute: f64,
     /// Largest single foreign request.
     pub foreign_max_cost: i64,
+    /// Probability of a 200 with an error object and no payload (not charged).
+    pub in_body: f64,
+    /// Probability of the same with a token-limit error.
+    pub in_body_limit: f64,
+    /// Probability of a 200 without its payload (charged).
+    pub no_payload: f64,
+    /// Probability of one malformed deal (no ASIN) in a feed page.
+    pub bad_deal: f64,
+    /// Probability, per product asked with offers, of a failed offers collection.
+    pub offers_failed: f64,
+    /// Probability of a 200 without `tokensConsumed`.
+    pub no_consumed: f64,
+    /// Probability, per ASIN asked, that the answer leaves it out.
+    pub missing_asin: f64,
 }
 
 impl Default for FaultSpec {
@@ -87,6 +110,13 @@ impl Default for FaultSpec {
             garbage: 0.0,
             foreign_per_minute: 0.0,
             foreign_max_cost: 50,
+            in_body: 0.0,
+            in_body_limit: 0.0,
+            no_payload: 0.0,
+            bad_deal: 0.0,
+            offers_failed: 0.0,
+            no_consumed: 0.0,
+            missing_asin: 0.0,
         }
     }
 }
@@ -148,6 +178,13 @@ impl FaultSpec {
             "hang" => self.hang = prob()?,
             "reset" => self.reset = prob()?,
             "garbage" => self.garbage = prob()?,
+            "inbody" => self.in_body = prob()?,
+            "inbody_limit" => self.in_body_limit = prob()?,
+            "nopayload" => self.no_payload = prob()?,
+            "bad_deal" => self.bad_deal = prob()?,
+            "offers_failed" => self.offers_failed = prob()?,
+            "no_consumed" => self.no_consumed = prob()?,
+            "missing_asin" => self.missing_asin = prob()?,
             "hang_for" => {
                 self.hang_for =
                     parse_duration(value).ok_or_else(|| bad("expected a duration like 150s"))?
@@ -249,6 +286,31 @@ mod tests {
             a.latency,
             Some((Duration::from_millis(20), Duration::from_secs(2)))
         );
+    }
+
+    #[test]
+    fn bad_answer_faults_parse_in_both_forms() {
+        let a: FaultSpec = "inbody=0.2,inbody_limit=0.5,nopayload=0.1,bad_deal=0.3,offers_failed=0.05,no_consumed=1,missing_asin=0.01"
+            .parse()
+            .unwrap();
+        let b = FaultSpec::from_toml_str(
+            "inbody = 0.2\ninbody_limit = 0.5\nnopayload = 0.1\nbad_deal = 0.3\noffers_failed = 0.05\nno_consumed = 1\nmissing_asin = 0.01\n",
+        )
+        .unwrap();
+        assert_eq!(a, b);
+        assert_eq!(
+            (
+                a.in_body,
+                a.no_payload,
+                a.bad_deal,
+                a.offers_failed,
+                a.no_consumed,
+                a.missing_asin
+            ),
+            (0.2, 0.1, 0.3, 0.05, 1.0, 0.01)
+        );
+        assert_eq!(a.in_body_limit, 0.5);
+        assert!("inbody=1.5".parse::<FaultSpec>().is_err());
     }
 
     #[test]

@@ -41,6 +41,18 @@ pub struct FaultCounts {
     pub resets: u64,
     /// Malformed bodies sent.
     pub garbage: u64,
+    /// 200 answers with an error object and no payload (`inbody`).
+    pub in_body: u64,
+    /// 200 answers without their payload (`nopayload`).
+    pub no_payload: u64,
+    /// Feed pages with one malformed deal (`bad_deal`).
+    pub bad_deals: u64,
+    /// Products whose offers collection was said to fail (`offers_failed`).
+    pub offers_failed: u64,
+    /// 200 answers without `tokensConsumed` (`no_consumed`).
+    pub no_consumed: u64,
+    /// ASINs left out of `/product` answers (`missing_asin`).
+    pub missing_asins: u64,
 }
 
 /// One key's account, as the server kept it.

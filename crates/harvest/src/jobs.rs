@@ -2,11 +2,16 @@
 //! [`Shared`] pipeline; none does token arithmetic.
 //!
 //! Checkpoints (committed with the rows of the step that earned them):
-//! - `backfill`: `{"page": next page, "done": bool}`. The page cursor moves
-//!   only after every deal of the page is stored, updated or rejected; a
-//!   restart re-reads the page and skips what the store knows. The feed is
-//!   walked with the configured selection; a page of fewer than 150 deals,
-//!   the 10 000-deal paging cap or `max_pages` ends it.
+//! - `backfill`: `{"page": next page, "done": bool, "walk": n}`. The page
+//!   cursor moves only after every deal of the page is stored, updated or
+//!   rejected; a restart re-reads the page and skips what the store knows.
+//!   The feed is walked with the configured selection; a page that held
+//!   fewer than 150 deal objects (read or not: one malformed deal does not
+//!   end the feed), the 10 000-deal paging cap or `max_pages` ends it. The
+//!   end is not permanent: the feed moves, so a run that starts on a
+//!   finished walk starts walk `n + 1` from page 0 (known deals cost only
+//!   their page). Walk 1 (`walk` absent) records its pages as job
+//!   `backfill`, walk `n` as `backfill.n`.
 //! - `refresh`: `{"watermark_ms": t}`, the newest `lastUpdate` (else
 //!   `creationDate`) among deals handled. Each run reads the feed newest
 //!   first (`sortType` 1) from page 0 down to the watermark (inclusive: deals
@@ -50,24 +55,33 @@ pub(crate) async fn backfill(sh: Shared) -> Result<(), HarvestError> {
 
 async fn backfill_loop(sh: &Shared) -> Result<(), Halt> {
     let cp = sh.store.checkpoint(Job::Backfill.as_str()).await?;
-    if cp
-        .as_ref()
-        .and_then(|v| v.get("done"))
-        .and_then(|v| v.as_bool())
-        == Some(true)
-    {
-        tracing::info!("backfill: already complete");
-        return Ok(());
-    }
+    let field = |k: &str| cp.as_ref().and_then(|v| v.get(k));
+    let last_walk = field("walk")
+        .and_then(|v| v.as_u64())
+        .unwrap_or(1)
+        .clamp(1, u64::from(u32::MAX)) as u32;
+    let finished = field("done").and_then(|v| v.as_bool()) == Some(true);
+    let walk = if finished {
+        tracing::info!(
+            walk = last_walk + 1,
+            "backfill: the last walk of the feed ended; walking it again (the feed moves)"
+        );
+        last_walk.saturating_add(1)
+    } else {
+        last_walk
+    };
     // Every page below the checkpoint's is done (it is the lowest page not
     // done when it was written; a database from before `feed_pages` has
     // only this).
-    let below = cp
-        .as_ref()
-        .and_then(|v| v.get("page"))
-        .and_then(|v| v.as_u64())
-        .unwrap_or(0)
-        .min(u64::from(MAX_DEAL_PAGE) + 1) as u32;
+    let below = if finished {
+        0
+    } else {
+        field("page")
+            .and_then(|v| v.as_u64())
+            .unwrap_or(0)
+            .min(u64::from(MAX_DEAL_PAGE) + 1) as u32
+    };
+    let pages_job = walk_job(walk);
     let max_pages = sh
         .cfg
         .backfill
@@ -78,23 +92,19 @@ async fn backfill_loop(sh: &Shared) -> Result<(), Halt> {
         .min(10_000_u32.div_ceil(PAGE_SIZE as u32));
     let mut pending = Batch::default();
     loop {
-        let walk = FeedWalk::new(
-            below,
-            max_pages,
-            &sh.store.feed_pages(Job::Backfill.as_str()).await?,
-        );
-        let Some(first_open) = walk.open().next() else {
+        let feed = FeedWalk::new(below, max_pages, &sh.store.feed_pages(&pages_job).await?);
+        let Some(first_open) = feed.open().next() else {
             pending.checkpoints.push((
                 Job::Backfill.as_str().into(),
-                json!({ "page": walk.end, "done": true }),
+                checkpoint(feed.end, true, walk),
             ));
             sh.commit(&mut pending, 0, 0, 0).await?;
             return Ok(());
         };
         // The lowest open page no other process is reading.
         let mut page = None;
-        for p in walk.open() {
-            let name = page_claim(p);
+        for p in feed.open() {
+            let name = page_claim(&pages_job, p);
             if sh.claims.try_claim(std::slice::from_ref(&name)).await?[0] {
                 page = Some((p, name));
                 break;
@@ -107,7 +117,7 @@ async fn backfill_loop(sh: &Shared) -> Result<(), Halt> {
             sh.pause_until(sh.now() + 60_000).await?;
             continue;
         };
-        let r = backfill_page(sh, page, &walk, &mut pending).await;
+        let r = backfill_page(sh, page, &feed, &pages_job, &mut pending).await;
         sh.claims.release(std::slice::from_ref(&claim)).await?;
         let n = r?;
         let done = n < PAGE_SIZE;
@@ -117,11 +127,13 @@ async fn backfill_loop(sh: &Shared) -> Result<(), Halt> {
 }
 
 /// Reads feed page `page`, pushes its deals through the pipeline, and
-/// commits the page as finished; returns how many deals it held.
+/// commits the page as finished (recorded under `pages_job`, the walk's
+/// name); returns how many deal objects it held.
 async fn backfill_page(
     sh: &Shared,
     page: u32,
-    walk: &FeedWalk,
+    feed: &FeedWalk,
+    pages_job: &str,
     pending: &mut Batch,
 ) -> Result<usize, Halt> {
     let sel = sh.cfg.selection.clone().with_page(page);
@@ -131,29 +143,55 @@ async fn backfill_page(
         source,
     })?;
     let permit = sh.acquire_page(&BACKFILL).await?;
-    let deals = sh.feed_page(&BACKFILL, permit, &req, pending).await?;
-    let n = deals.len();
+    let (deals, n) = sh.feed_page(&BACKFILL, permit, &req, pending).await?;
     sh.process(&BACKFILL, deals, pending).await?;
     pending.pages.push(FeedPage {
-        job: Job::Backfill.as_str().into(),
+        job: pages_job.into(),
         page,
-        deals: n as u32,
+        deals: n.min(u32::MAX as usize) as u32,
     });
     // The checkpoint (for `status`, and databases without `feed_pages`):
     // the lowest page open as far as this process knows, once this one is
     // done; `done` is written when no page is open.
-    let next = walk.open().find(|p| *p != page).unwrap_or(walk.end);
-    pending.checkpoints.push((
-        Job::Backfill.as_str().into(),
-        json!({ "page": next, "done": false }),
-    ));
+    let next = feed.open().find(|p| *p != page).unwrap_or(feed.end);
+    let walk = walk_number(pages_job);
+    pending
+        .checkpoints
+        .push((Job::Backfill.as_str().into(), checkpoint(next, false, walk)));
     sh.commit(pending, 0, 0, 0).await?;
     Ok(n)
 }
 
-/// The claim name of a backfill feed page.
-fn page_claim(page: u32) -> String {
-    format!("page:{}:{page}", Job::Backfill.as_str())
+/// The backfill's checkpoint; `walk` is left out for the first walk (the
+/// shape databases from before walks hold).
+fn checkpoint(page: u32, done: bool, walk: u32) -> serde_json::Value {
+    if walk <= 1 {
+        json!({ "page": page, "done": done })
+    } else {
+        json!({ "page": page, "done": done, "walk": walk })
+    }
+}
+
+/// The job name walk `walk` records its feed pages under.
+fn walk_job(walk: u32) -> String {
+    if walk <= 1 {
+        Job::Backfill.as_str().to_string()
+    } else {
+        format!("{}.{walk}", Job::Backfill.as_str())
+    }
+}
+
+/// The walk a [`walk_job`] name stands for.
+fn walk_number(pages_job: &str) -> u32 {
+    pages_job
+        .rsplit_once('.')
+        .and_then(|(_, n)| n.parse().ok())
+        .unwrap_or(1)
+}
+
+/// The claim name of a feed page of a walk.
+fn page_claim(pages_job: &str, page: u32) -> String {
+    format!("page:{pages_job}:{page}")
 }
 
 /// Which pages of the feed are still to read, from the pages finished.
@@ -280,13 +318,13 @@ async fn refresh_loop(sh: &Shared) -> Result<(), Halt> {
                 Some(p) => p,
                 None => sh.acquire_page(&REFRESH).await?,
             };
-            let deals = sh.feed_page(&REFRESH, p, &req, &mut pending).await?;
-            let n = deals.len();
+            let (deals, n) = sh.feed_page(&REFRESH, p, &req, &mut pending).await?;
+            let read = deals.len();
             let fresh: Vec<DealItem> = deals
                 .into_iter()
                 .filter(|d| watermark.is_none_or(|w| d.time_ms >= w))
                 .collect();
-            let all_new = fresh.len() == n;
+            let all_new = fresh.len() == read;
             newest = fresh.iter().map(|d| d.time_ms).max().max(newest);
             if watermark.is_none() && backfill_pending {
                 break;
@@ -400,6 +438,22 @@ mod tests {
         assert_eq!(w.end, 4);
         let done = FeedWalk::new(0, 67, &[(0, 150), (1, 150), (2, 150), (3, 20)]);
         assert_eq!(open(&done), Vec::<u32>::new());
+    }
+
+    #[test]
+    fn each_walk_of_the_feed_has_its_own_pages_and_claims() {
+        assert_eq!(walk_job(1), "backfill");
+        assert_eq!(walk_job(3), "backfill.3");
+        for w in [1, 2, 17] {
+            assert_eq!(walk_number(&walk_job(w)), w);
+        }
+        assert_ne!(page_claim(&walk_job(1), 0), page_claim(&walk_job(2), 0));
+        // The first walk keeps the checkpoint shape older databases hold.
+        assert_eq!(checkpoint(4, true, 1), json!({"page": 4, "done": true}));
+        assert_eq!(
+            checkpoint(0, false, 2),
+            json!({"page": 0, "done": false, "walk": 2})
+        );
     }
 
     #[test]

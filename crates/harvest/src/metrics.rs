@@ -28,6 +28,8 @@ struct Inner {
     requests: BTreeMap<String, u64>,
     own_429: u64,
     retries: u64,
+    in_body_errors: u64,
+    charges_estimated: u64,
     balance: Option<i64>,
     min_balance: Option<i64>,
     refill_rate: Option<i64>,
@@ -60,6 +62,11 @@ pub struct MetricsSnapshot {
     pub own_429: u64,
     /// Retries after 5xx, transport failures and undecodable bodies.
     pub retries: u64,
+    /// 2xx answers with an error in the body or without their payload
+    /// (each a failed call: waited for or retried, never "no data").
+    pub in_body_errors: u64,
+    /// 2xx answers without `tokensConsumed`, charged at the prediction.
+    pub charges_estimated: u64,
     /// Last balance an envelope showed.
     pub balance: Option<i64>,
     /// Lowest balance an envelope showed.
@@ -132,6 +139,16 @@ impl Metrics {
             .entry((job.to_string(), stage.to_string()))
             .or_default() += tokens;
         m.account.charged(tokens);
+    }
+
+    /// A 2xx answer carried an error in its body or lacked its payload.
+    pub fn in_body_error(&self) {
+        self.lock().in_body_errors += 1;
+    }
+
+    /// A 2xx answer had no `tokensConsumed`: its charge is an estimate.
+    pub fn charge_estimated(&self) {
+        self.lock().charges_estimated += 1;
     }
 
     /// A failed attempt will be retried.
@@ -237,6 +254,8 @@ impl Metrics {
             requests: m.requests,
             own_429: m.own_429,
             retries: m.retries,
+            in_body_errors: m.in_body_errors,
+            charges_estimated: m.charges_estimated,
             balance: m.balance,
             min_balance: m.min_balance,
             refill_rate: m.refill_rate,
@@ -314,18 +333,7 @@ impl Metrics {
                 .map(|(k, v)| (format!("{{status=\"{}\"}}", label(k)), v.to_string()))
                 .collect(),
         );
-        metric(
-            "keepa_harvest_retries_total",
-            "counter",
-            "Retries after server errors, broken connections and undecodable bodies.",
-            one(s.retries.to_string()),
-        );
-        metric(
-            "keepa_harvest_own_429_total",
-            "counter",
-            "HTTP 429 answers to this run's requests.",
-            one(s.own_429.to_string()),
-        );
+        failure_metrics(&s, &mut metric);
         if let Some(b) = s.balance {
             metric(
                 "keepa_harvest_tokens_left",
@@ -372,6 +380,43 @@ impl Metrics {
             );
         }
         out
+    }
+}
+
+/// The counters of calls that did not deliver: retries, in-body errors,
+/// estimated charges, own 429s.
+fn failure_metrics(
+    s: &MetricsSnapshot,
+    metric: &mut impl FnMut(&str, &str, &str, Vec<(String, String)>),
+) {
+    for (name, help, value) in [
+        (
+            "keepa_harvest_retries_total",
+            "Retries after server errors, broken connections and undecodable bodies.",
+            s.retries,
+        ),
+        (
+            "keepa_harvest_in_body_errors_total",
+            "2xx answers with an error in the body or without their payload (failed calls).",
+            s.in_body_errors,
+        ),
+        (
+            "keepa_harvest_charges_estimated_total",
+            "2xx answers without tokensConsumed, charged at the cost prediction.",
+            s.charges_estimated,
+        ),
+        (
+            "keepa_harvest_own_429_total",
+            "HTTP 429 answers to this run's requests.",
+            s.own_429,
+        ),
+    ] {
+        metric(
+            name,
+            "counter",
+            help,
+            vec![(String::new(), value.to_string())],
+        );
     }
 }
 
@@ -448,7 +493,12 @@ mod tests {
         let m = Metrics::new();
         m.request("backfill", "stats", "200", 12);
         m.request("refresh", "feed", "429", 0);
+        m.in_body_error();
+        m.charge_estimated();
+        m.charge_estimated();
         let text = m.render_prometheus();
+        assert!(text.contains("keepa_harvest_in_body_errors_total 1"));
+        assert!(text.contains("keepa_harvest_charges_estimated_total 2"));
         assert!(
             text.contains("keepa_harvest_tokens_spent_total{job=\"backfill\",stage=\"stats\"} 12")
         );

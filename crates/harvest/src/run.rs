@@ -114,6 +114,13 @@ pub struct Summary {
     pub requests_by_status: BTreeMap<String, u64>,
     /// 429 answers to this run's requests.
     pub own_429: u64,
+    /// 2xx answers with an error in the body or without their payload:
+    /// failed calls, waited for or retried (README "What the harvest does
+    /// with bad answers").
+    pub in_body_errors: u64,
+    /// 2xx answers without `tokensConsumed`, charged at the prediction and
+    /// not taught to the cost model.
+    pub charges_estimated: u64,
     /// Refresh periods that began during the run (until the refresh stops
     /// with it), whether or not a run started.
     pub refresh_runs_due: u64,
@@ -143,7 +150,7 @@ impl Summary {
              tokens: {} spent ({}), {} per stored deal, {} refilled, utilization {:.1}%\n\
              of {} available ({} at start + refill at {}/min): {} lost at the cap, {} left, \
              {} spent by others; limited by {}\n\
-             requests: {}; own 429s: {}; lowest balance {}\n\
+             requests: {}; own 429s: {}; in-body errors: {}; estimated charges: {}; lowest balance {}\n\
              refresh: {} periods due, {} late, p99 delay {:.0}s",
             self.deals_stored,
             self.products_fetched,
@@ -171,6 +178,8 @@ impl Summary {
                 .collect::<Vec<_>>()
                 .join(", "),
             self.own_429,
+            self.in_body_errors,
+            self.charges_estimated,
             self.min_balance,
             self.refresh_runs_due,
             self.refresh_runs_late,
@@ -530,6 +539,8 @@ fn summarize(
         limited_by: limited_by.into(),
         requests_by_status: m.requests.clone(),
         own_429: m.own_429,
+        in_body_errors: m.in_body_errors,
+        charges_estimated: m.charges_estimated,
         refresh_runs_due: m.refresh_due,
         refresh_runs_late: m.refresh_late,
         refresh_delay_p99_s: m.refresh_delay_p99_s(),

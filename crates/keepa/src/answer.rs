@@ -12,6 +12,7 @@ use serde_json::Value;
 
 use crate::envelope::{Envelope, TokenSnapshot};
 use crate::error::{ApiError, ErrorResponse, InvalidApiKey, KeepaErrorObject};
+use crate::in_body::error_in_body;
 
 /// Longest body excerpt kept in an error, in characters.
 pub const EXCERPT_CHARS: usize = 200;
@@ -153,9 +154,11 @@ impl Response {
 }
 
 /// What the client makes of an HTTP answer it has read in full: a
-/// [`Response`] for a 2xx whose body is a JSON object, otherwise the typed
-/// [`ApiError`] of its status (with the envelope and Keepa's error object
-/// when the body has them, and a redacted excerpt when it is not JSON).
+/// [`Response`] for a 2xx whose body is a JSON object without an `error`
+/// object, otherwise the typed [`ApiError`] of its status (with the
+/// envelope and Keepa's error object when the body has them, and a redacted
+/// excerpt when it is not JSON). A 2xx with an `error` object is the error
+/// of its HTTP twin ([`crate::in_body`]), with the 2xx status kept.
 ///
 /// The HTTP client (`Client::send`, feature `client`) uses exactly this;
 /// it is public so that recorded
@@ -190,14 +193,19 @@ pub(crate) fn classify(
             });
         }
         return match serde_json::from_slice::<Envelope>(&body) {
-            Ok(envelope) => Ok(Response {
-                status,
-                envelope,
-                received_at_ms,
-                elapsed,
-                server_time_scale: None,
-                body,
-            }),
+            Ok(envelope) => {
+                if let Some(err) = error_in_body(key, status, &body, &envelope, received_at_ms) {
+                    return Err(err);
+                }
+                Ok(Response {
+                    status,
+                    envelope,
+                    received_at_ms,
+                    elapsed,
+                    server_time_scale: None,
+                    body,
+                })
+            }
             Err(e) => Err(ApiError::Undecodable {
                 status,
                 reason: format!("invalid JSON or token fields: {e}"),

@@ -117,6 +117,9 @@ pub struct ErrorResponse {
 impl fmt::Display for ErrorResponse {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "HTTP {}", self.status)?;
+        if (200..300).contains(&self.status) {
+            f.write_str(" with an error in the body")?;
+        }
         if let Some(e) = &self.error {
             write!(f, ": {e}")?;
         } else if let Some(x) = &self.excerpt {
@@ -246,6 +249,14 @@ impl ApiError {
     pub fn snapshot(&self) -> Option<crate::TokenSnapshot> {
         self.envelope()?
             .snapshot_or_received_at(self.received_at_ms()?)
+    }
+
+    /// Whether a 2xx answer carried this error in its body (an `error`
+    /// object, or a payload missing: see [`crate::in_body`]) rather than in
+    /// its HTTP status.
+    pub fn is_in_body(&self) -> bool {
+        self.response()
+            .is_some_and(|r| (200..300).contains(&r.status))
     }
 
     /// Whether Keepa refused the request itself (400, 402, 404, 405): sending

@@ -20,6 +20,8 @@
 //! - [`answer`]: what Keepa answered: [`ApiKey`] (prints `***`),
 //!   [`Response`], and `decode_answer`, the one reading of a received
 //!   answer into a response or a typed error.
+//! - [`in_body`]: errors inside a 2xx answer, and answers without their
+//!   payload: typed like their HTTP twins, never "no data".
 //! - `client` (feature **`client`**, on by default): the HTTP client
 //!   (`Client`, on reqwest and rustls); every outcome is one typed result.
 //!   Crates that only model Keepa (the budget, the simulator) depend on
@@ -49,6 +51,7 @@ pub mod domain;
 pub mod envelope;
 pub mod error;
 pub mod fuzz;
+pub mod in_body;
 pub mod model;
 pub mod record;
 pub mod request;

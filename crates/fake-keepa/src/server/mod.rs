@@ -10,8 +10,12 @@
 //! - `validate`: a request's parameters into the work it asks for, per
 //!   endpoint (400 before admission, never a charge).
 //! - `execute`: admitted work into its payload and cost, per endpoint.
+//! - `bad_answers`: 200s that are not what was asked for, on demand (an
+//!   error in the body, no payload, a malformed deal, failed offers, no
+//!   `tokensConsumed`, ASINs left out).
 
 mod accounts;
+mod bad_answers;
 mod execute;
 mod routing;
 mod transport;
@@ -59,6 +63,8 @@ pub(crate) struct Shared {
     feed: DealFeed,
     books: Mutex<Books>,
     fault_rng: Mutex<ChaCha8Rng>,
+    /// The bad-answer faults' own generator (`bad_answers`).
+    bad_rng: Mutex<ChaCha8Rng>,
     shutdown: watch::Receiver<bool>,
 }
 
@@ -129,6 +135,11 @@ impl Shared {
             fault_rng: Mutex::new(ChaCha8Rng::seed_from_u64(crate::rng::hash(
                 settings.seed,
                 901,
+                0,
+            ))),
+            bad_rng: Mutex::new(ChaCha8Rng::seed_from_u64(crate::rng::hash(
+                settings.seed,
+                902,
                 0,
             ))),
             feed,

@@ -12,6 +12,7 @@ use hyper::{Method, Response, StatusCode};
 use rand::Rng;
 use serde_json::{json, Map, Value};
 
+use super::bad_answers;
 use super::execute::execute;
 use super::transport::respond;
 use super::validate::{param, validate, Query, Work};
@@ -278,19 +279,40 @@ pub(super) async fn keepa_route(
         let message = "fault injection: server error";
         return answer.error(&ApiError::new(status, "internalServerError", message));
     }
-    let work = match validate(shared, endpoint, method, q, body) {
+    let mut work = match validate(shared, endpoint, method, q, body) {
         Ok(w) => w,
         Err(e) => return answer.error(&e),
     };
     if !answer.may_run(&work) {
         return answer.too_many();
     }
-    let (payload, cost) = execute(shared, &work, arrival.now);
+    let bad = bad_answers::draw(shared, endpoint);
+    if let Some(limit) = bad.in_body {
+        lock(&shared.books).faults.in_body += 1;
+        let err = if limit {
+            ApiError::new(
+                StatusCode::OK,
+                "tokenLimit",
+                "fault injection: a limit in a 200",
+            )
+        } else {
+            ApiError::new(
+                StatusCode::OK,
+                "requestFailed",
+                "fault injection: an error in a 200",
+            )
+        };
+        return answer.error(&err);
+    }
+    bad_answers::leave_out(shared, &mut work);
+    let (mut payload, cost) = execute(shared, &work, arrival.now);
     if !answer.charge(&work, cost) {
         return answer.too_many();
     }
     tracing::debug!(endpoint, cost, "served");
-    let body = answer.body(StatusCode::OK, cost, Some(payload), None);
+    bad_answers::spoil(shared, &bad, &work, &mut payload);
+    let mut body = answer.body(StatusCode::OK, cost, Some(payload), None);
+    bad_answers::drop_consumed(shared, &bad, &mut body);
     let garbage = if draw.hang { None } else { draw.garbage };
     {
         let mut books = lock(&shared.books);

@@ -6,7 +6,7 @@ use keepa::model::{DealResponse, ProductResponse};
 use keepa::request::{ProductRequest, Request};
 use keepa::{Domain, Response, ValidationError};
 
-use super::{HarvestPermit, JobSpec, Shared, Stage, MAX_ASINS};
+use super::{Attempts, HarvestPermit, JobSpec, Retry, Shared, Stage, MAX_ASINS};
 use crate::error::{Halt, HarvestError};
 use crate::extract::{self, DealItem, ProductItem};
 use crate::store::Batch;
@@ -43,6 +43,10 @@ pub(crate) struct Fetched {
     pub(crate) items: Vec<ProductItem>,
     /// Server time the answer was read at.
     pub(crate) at_ms: i64,
+    /// ASINs Keepa returned with `offersSuccessful: false` to an offers
+    /// request: a collection that failed, left out of `items` (not judged,
+    /// not stored).
+    pub(crate) offers_failed: Vec<String>,
 }
 
 impl Shared {
@@ -76,9 +80,12 @@ impl Shared {
     /// One product request for the front of `asins`, as many as the budget
     /// grants (the permit is sized by the cost model's per-item
     /// prediction), sent as a `stage` request of `job`: the answer teaches
-    /// the cost model (`tokensConsumed`), and each product found carries an
-    /// equal share of the charge. A body that does not parse is a failed
-    /// call, retried within the retry budget like any other.
+    /// the cost model (`tokensConsumed`; an answer without it is charged at
+    /// the prediction and teaches nothing), and each product found carries
+    /// an equal share of the charge. A body that does not parse, or that
+    /// lacks `products`, is a failed call, retried within the retry budget
+    /// like any other; so is an answer with none of the ASINs asked for,
+    /// which is taken as it is only once that budget is spent.
     pub(crate) async fn fetch_products(
         &self,
         job: &JobSpec,
@@ -92,6 +99,7 @@ impl Shared {
                 asked: 0,
                 items: Vec::new(),
                 at_ms: self.now(),
+                offers_failed: Vec::new(),
             });
         };
         let build = |list: &[&str]| {
@@ -104,40 +112,66 @@ impl Shared {
             })
         };
         let probe = build(&[first])?;
-        let per_item = {
-            let p = self
-                .cost_lock()
-                .predict_shape(probe.domain(), probe.shape(), 1);
-            Prediction::new(i64::from(p.expected), i64::from(p.upper_bound))
+        let mut attempts = Attempts::new(self.retry, job.name, stage);
+        let (asked, req, resp, parsed) = loop {
+            let per_item = {
+                let p = self
+                    .cost_lock()
+                    .predict_shape(probe.domain(), probe.shape(), 1);
+                Prediction::new(i64::from(p.expected), i64::from(p.upper_bound))
+            };
+            let max = (asins.len() as u32).min(MAX_ASINS);
+            let need = Self::bulk(job, Prediction::exact(0), per_item, max);
+            let permit = self.acquire(job.id, job.name, need).await?;
+            let asked = (permit.items() as usize).clamp(1, asins.len());
+            let req = build(&asins[..asked])?;
+            let (resp, parsed) = self
+                .send(job, stage, permit, &req, "products", pending, |r| {
+                    r.parse::<ProductResponse>()
+                })
+                .await?;
+            if !parsed.products.is_empty() {
+                break (asked, req, resp, parsed);
+            }
+            let why = format!("none of the {asked} ASINs asked for came back");
+            let mut stop = self.stop.clone();
+            match attempts
+                .unproductive(&why, self.gate.clock(), &self.metrics, &mut stop)
+                .await
+            {
+                Some(Retry::Again) => continue,
+                Some(Retry::Stopped) => return Err(Halt::Stopped),
+                None => break (asked, req, resp, parsed),
+            }
         };
-        let max = (asins.len() as u32).min(MAX_ASINS);
-        let need = Self::bulk(job, Prediction::exact(0), per_item, max);
-        let permit = self.acquire(job.id, job.name, need).await?;
-        let asked = (permit.items() as usize).clamp(1, asins.len());
-        let req = build(&asins[..asked])?;
-        let (resp, parsed) = self
-            .send(job, stage, permit, &req, pending, |r| {
-                r.parse::<ProductResponse>()
-            })
-            .await?;
-        let consumed = resp.envelope.tokens_consumed.unwrap_or(0);
         let found = parsed.products.len() as u32;
-        self.cost_lock().observe(&req, found, consumed);
+        let charge = match resp.envelope.tokens_consumed {
+            Some(consumed) => {
+                self.cost_lock().observe(&req, found, consumed);
+                consumed
+            }
+            // Charged at the prediction (the budget did the same).
+            None => i64::from(self.cost_lock().predict(&req).expected),
+        };
         let share = if found > 0 {
-            consumed / i64::from(found)
+            charge / i64::from(found)
         } else {
             0
         };
         let at_ms = self.now();
-        let items = parsed
+        let (failed, whole): (Vec<_>, Vec<_>) = parsed
             .products
             .iter()
+            .partition(|p| shape.offers.is_some() && p.offers_successful == Some(false));
+        let items = whole
+            .into_iter()
             .map(|p| extract::product(p, self.domain, shape.stage.as_str(), at_ms, share))
             .collect();
         Ok(Fetched {
             asked,
             items,
             at_ms,
+            offers_failed: failed.into_iter().map(|p| p.asin.clone()).collect(),
         })
     }
 
@@ -163,16 +197,19 @@ impl Shared {
     }
 
     /// Sends one feed page and reads it into deals (a body that does not
-    /// parse is retried like any undecodable answer).
+    /// parse, or that lacks `deals`, is retried like any failed call).
+    /// Returns the deals read and how many deal objects the page held: a
+    /// deal that cannot be read (no ASIN) is left out of the first, never
+    /// of the second, which alone says where the feed ends.
     pub(crate) async fn feed_page(
         &self,
         job: &JobSpec,
         permit: HarvestPermit,
         req: &Request,
         pending: &mut Batch,
-    ) -> Result<Vec<DealItem>, Halt> {
+    ) -> Result<(Vec<DealItem>, usize), Halt> {
         let (resp, page) = self
-            .send(job, Stage::Feed, permit, req, pending, |r| {
+            .send(job, Stage::Feed, permit, req, "deals", pending, |r| {
                 r.parse::<DealResponse>()
             })
             .await?;
@@ -183,7 +220,7 @@ impl Shared {
         } else {
             Vec::new()
         };
-        Ok(page
+        let deals: Vec<DealItem> = page
             .deals
             .dr
             .iter()
@@ -193,7 +230,16 @@ impl Shared {
                 item.row.raw_json = raw.get(i).cloned().flatten();
                 Some(item)
             })
-            .collect())
+            .collect();
+        let held = page.deals.dr.len();
+        if deals.len() < held {
+            tracing::warn!(
+                job = job.name.as_str(),
+                unreadable = held - deals.len(),
+                "feed page: deals without a usable ASIN left out"
+            );
+        }
+        Ok((deals, held))
     }
 }
 

@@ -74,12 +74,44 @@ impl Attempts {
         }
         metrics.retry();
         tracing::warn!(job = job.as_str(), stage = stage.as_str(), attempt = self.failures, error = %err, "request failed; retrying");
+        Ok(self.backoff(clock, stop).await)
+    }
+
+    /// Counts an answer that delivered nothing of what was asked (every
+    /// ASIN missing, say) but may be the truth: `None` once the retry
+    /// budget is spent (the caller then takes the answer as it is),
+    /// otherwise the backoff of [`Attempts::failed`] and `Some`.
+    pub(crate) async fn unproductive(
+        &mut self,
+        why: &str,
+        clock: &ScaledClock,
+        metrics: &Metrics,
+        stop: &mut watch::Receiver<bool>,
+    ) -> Option<Retry> {
+        self.failures += 1;
+        if self.failures >= self.policy.max_attempts {
+            return None;
+        }
+        metrics.retry();
+        tracing::warn!(
+            job = self.job.as_str(),
+            stage = self.stage.as_str(),
+            attempt = self.failures,
+            why,
+            "answer without what was asked; retrying"
+        );
+        Some(self.backoff(clock, stop).await)
+    }
+
+    /// Waits out the policy's backoff after the current failure, in server
+    /// time, or until `stop` turns true.
+    async fn backoff(&self, clock: &ScaledClock, stop: &mut watch::Receiver<bool>) -> Retry {
         let at = clock
             .now_ms()
             .saturating_add(self.policy.backoff_after(self.failures));
         tokio::select! {
-            _ = clock.sleep_until(at) => Ok(Retry::Again),
-            _ = stop.wait_for(|s| *s) => Ok(Retry::Stopped),
+            _ = clock.sleep_until(at) => Retry::Again,
+            _ = stop.wait_for(|s| *s) => Retry::Stopped,
         }
     }
 }
@@ -89,13 +121,17 @@ impl Shared {
     /// the permit, records the request (its row goes into `pending`, to be
     /// committed by the caller), waits for refill after a 429 (the gate
     /// computes when) and retries other failures by the [`Attempts`] rule.
-    /// An answer `read` cannot make sense of is such a failure.
+    /// A 2xx answer without its `payload` member (`products`, `deals`), or
+    /// with an error in its body, is such a failure (typed by
+    /// `keepa::in_body`), and so is an answer `read` cannot make sense of.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) async fn send<T>(
         &self,
         job: &JobSpec,
         stage: Stage,
         mut permit: HarvestPermit,
         req: &Request,
+        payload: &str,
         pending: &mut Batch,
         read: impl Fn(&Response) -> Result<T, ApiError>,
     ) -> Result<(Response, T), Halt> {
@@ -103,7 +139,16 @@ impl Shared {
         let (predicted, upper) = (i64::from(p.expected), i64::from(p.upper_bound));
         let mut attempts = Attempts::new(self.retry, job.name, stage);
         loop {
-            let result = self.client.send(req).await;
+            let result =
+                self.client
+                    .send(req)
+                    .await
+                    .and_then(
+                        |resp| match keepa::in_body::missing_payload(&resp, payload) {
+                            Some(err) => Err(err),
+                            None => Ok(resp),
+                        },
+                    );
             let result = self.record(job, stage, permit, req, predicted, result, pending);
             let err = match result.and_then(|resp| read(&resp).map(|t| (resp, t))) {
                 Ok(done) => return Ok(done),
@@ -113,8 +158,10 @@ impl Shared {
                 tracing::debug!(
                     job = job.name.as_str(),
                     stage = stage.as_str(),
-                    "429: waiting for refill"
+                    in_body = err.is_in_body(),
+                    "not enough tokens: waiting for refill"
                 );
+                self.wait_out_a_limit(&err).await?;
             } else {
                 let mut stop = self.stop.clone();
                 let clock = self.gate.clock();
@@ -135,6 +182,27 @@ impl Shared {
             );
             permit = self.acquire(job.id, job.name, need).await?;
         }
+    }
+
+    /// After "not enough tokens" in the body of an answer whose envelope
+    /// still shows a positive balance (a limit, not the bucket), the budget
+    /// sees nothing to wait for: wait for the envelope's next refill step
+    /// (a minute without one), so such answers come at most once a step.
+    async fn wait_out_a_limit(&self, err: &ApiError) -> Result<(), Halt> {
+        let positive = err
+            .envelope()
+            .and_then(|e| e.tokens_left)
+            .is_some_and(|t| t > 0);
+        if !(err.is_in_body() && positive) {
+            return Ok(());
+        }
+        let now = self.now();
+        let step = err
+            .envelope()
+            .and_then(|e| e.refill_in)
+            .filter(|r| (1..=60_000).contains(r))
+            .unwrap_or(60_000);
+        self.pause_until(now.saturating_add(step)).await
     }
 
     /// Settles `permit` with the outcome of one call, and records the call
@@ -168,11 +236,24 @@ impl Shared {
             Ok(resp) => {
                 row.tokens_left = resp.envelope.tokens_left;
                 row.status = "ok".into();
+                if resp.envelope.tokens_consumed.is_none() {
+                    // Charged at the prediction by the budget: flagged.
+                    self.metrics.charge_estimated();
+                    tracing::warn!(
+                        job = job.name.as_str(),
+                        stage = stage.as_str(),
+                        estimated = row.charged,
+                        "the answer has no tokensConsumed: its charge is estimated"
+                    );
+                }
                 "200".to_string()
             }
             Err(err) => {
                 row.tokens_left = err.envelope().and_then(|e| e.tokens_left);
                 row.status = status_name(err);
+                if err.is_in_body() {
+                    self.metrics.in_body_error();
+                }
                 row.status.clone()
             }
         };
@@ -199,9 +280,11 @@ fn endpoint_name(e: Endpoint) -> &'static str {
     }
 }
 
-/// The ledger's status for a failure: `429`, `400`, `5xx`, `timeout`, …
+/// The ledger's status for a failure: `429`, `400`, `5xx`, `timeout`,
+/// `in-body` (a 2xx with an error in its body or without its payload), …
 fn status_name(err: &ApiError) -> String {
     match err {
+        _ if err.is_in_body() => "in-body".into(),
         ApiError::Timeout { .. } => "timeout".into(),
         ApiError::Transport { .. } => "transport".into(),
         ApiError::Undecodable { .. } => "undecodable".into(),

@@ -10,12 +10,28 @@ use crate::error::Halt;
 use crate::extract::DealItem;
 use crate::store::{Batch, Known, RejectionRow};
 
+/// How long a deal stays rejected when the server, not the deal, was the
+/// cause (an ASIN left out of an answer, an offers collection that failed):
+/// short, so a later look at the feed fetches it again.
+pub(crate) const SERVER_RETRY_TTL: Duration = Duration::from_secs(3_600);
+
+/// The rejection reason of an ASIN Keepa left out of a `/product` answer.
+pub(crate) const REASON_MISSING: &str = "left out of Keepa's answer (retried after an hour)";
+
+/// The rejection reason of a product whose offers Keepa failed to collect.
+pub(crate) const REASON_OFFERS_FAILED: &str =
+    "Keepa's offers collection failed (offersSuccessful false; retried after an hour)";
+
 /// A deal on its way through the stages.
 #[derive(Debug, Clone)]
 struct Work {
     deal: DealItem,
     /// Already stored before this run step (an update, not a new deal).
     was_stored: bool,
+    /// The server already failed it once at this stage (left it out, or
+    /// failed its offers): the next time it is rejected for
+    /// [`SERVER_RETRY_TTL`] instead of queued again.
+    server_failed: bool,
 }
 
 impl Shared {
@@ -123,6 +139,7 @@ impl Shared {
                     let w = Work {
                         deal: d,
                         was_stored: *deal,
+                        server_failed: false,
                     };
                     if stats_fresh || cfg.product_stats.is_none() {
                         need_offers.push(w);
@@ -150,6 +167,7 @@ impl Shared {
                     let w = Work {
                         deal: d,
                         was_stored: false,
+                        server_failed: false,
                     };
                     if cfg.product_stats.is_some() {
                         need_stats.push(w);
@@ -199,7 +217,10 @@ impl Shared {
 
     /// One product request of the stage for the front of `queue` (sized by
     /// the budget). Returns the survivors (for the next stage), after
-    /// committing the rest (stored or rejected).
+    /// committing the rest (stored or rejected). A product the server
+    /// failed (left out of the answer, or its offers collection failed) is
+    /// not judged: it goes back to the end of `queue` once, and the second
+    /// time it is rejected for [`SERVER_RETRY_TTL`] with its own reason.
     async fn fetch_stage(
         &self,
         job: &JobSpec,
@@ -216,6 +237,7 @@ impl Shared {
         let batch: Vec<Work> = queue.drain(..fetched.asked).collect();
         let found = fetched.items.len() as u64;
         let now = fetched.at_ms;
+        let offers_failed: HashSet<String> = fetched.offers_failed.into_iter().collect();
         let mut by_asin: HashMap<String, _> = fetched
             .items
             .into_iter()
@@ -224,33 +246,48 @@ impl Shared {
         let last = stage == Stage::Offers || self.cfg.pipeline.product_offers.is_none();
         let mut survivors = Vec::new();
         let (mut new_deals, mut updated, mut rejected) = (0u64, 0u64, 0u64);
-        for w in batch {
+        for mut w in batch {
             let verdict = match by_asin.remove(&w.deal.asin) {
-                None => Err("Keepa returned no product for this ASIN".to_string()),
+                None => {
+                    let reason = if offers_failed.contains(&w.deal.asin) {
+                        REASON_OFFERS_FAILED
+                    } else {
+                        REASON_MISSING
+                    };
+                    if !w.server_failed {
+                        tracing::debug!(asin = %w.deal.asin, stage = stage.as_str(), reason, "queued again");
+                        w.server_failed = true;
+                        queue.push(w);
+                        continue;
+                    }
+                    Err((reason.to_string(), SERVER_RETRY_TTL))
+                }
                 Some(item) => {
                     let mut fields = w.deal.fields.clone();
                     fields.merge(item.fields);
                     rules
                         .check(&fields)
                         .map(|()| item.row)
-                        .map_err(|f| f.to_string())
+                        .map_err(|f| (f.to_string(), rules.rejection_ttl))
                 }
             };
             match verdict {
-                Err(reason) => {
+                Err((reason, ttl)) => {
                     pending.rejections.push(rejection(
                         &w.deal.asin,
                         self.domain,
                         stage,
                         &reason,
                         now,
-                        rules.rejection_ttl,
+                        ttl,
                     ));
                     rejected += 1;
                 }
                 Ok(row) => {
                     pending.products.push(row);
                     if !last {
+                        // A fresh chance at the next stage.
+                        w.server_failed = false;
                         survivors.push(w);
                         continue;
                     }

@@ -1,6 +1,8 @@
 //! The fetch path against fake-keepa on a hand-moved clock: a product
-//! answer that cannot be read is a failed call, retried within the retry
-//! budget, never "0 products, move on".
+//! answer that cannot be read, or that carries an error in its 200, is a
+//! failed call, retried within the retry budget, never "0 products, move
+//! on"; an answer without any ASIN asked is retried before it is believed;
+//! a charge the answer does not state is estimated, never zero.
 
 use std::sync::{Arc, Mutex};
 
@@ -143,9 +145,15 @@ async fn an_answer_the_reader_cannot_read_is_retried_like_a_failed_call() {
     // A model the answer does not match: an object is not a list.
     let r = rig
         .sh
-        .send(&RECHECK, Stage::Recheck, permit, &req, &mut pending, |r| {
-            r.parse::<Vec<u8>>()
-        })
+        .send(
+            &RECHECK,
+            Stage::Recheck,
+            permit,
+            &req,
+            "products",
+            &mut pending,
+            |r| r.parse::<Vec<u8>>(),
+        )
         .await;
     assert_eq!(network_attempts(r), (Job::Recheck, Stage::Recheck, 3));
     assert_eq!(pending.requests.len(), 3);
@@ -160,10 +168,11 @@ async fn the_stages_and_the_recheck_fetch_products_the_same_way() {
     let mut pending = Batch::default();
     let req: Request = sh.cfg.selection.clone().with_page(0).build().unwrap();
     let permit = sh.acquire_page(&BACKFILL).await.unwrap();
-    let deals = sh
+    let (deals, held) = sh
         .feed_page(&BACKFILL, permit, &req, &mut pending)
         .await
         .unwrap();
+    assert_eq!(deals.len(), held);
     assert!(deals.len() >= 2, "{} deals", deals.len());
     let asins: Vec<String> = deals.iter().take(2).map(|d| d.asin.clone()).collect();
     let found = sh.refetch(&RECHECK, &asins, &mut pending).await.unwrap();
@@ -178,5 +187,57 @@ async fn the_stages_and_the_recheck_fetch_products_the_same_way() {
         (last.job.as_str(), last.stage.as_str(), last.status.as_str()),
         ("recheck", "recheck", "ok")
     );
+    rig.finish().await;
+}
+
+#[tokio::test]
+async fn an_error_in_a_200_is_a_failed_call_never_no_data() {
+    let rig = Rig::new("inbody=1").await;
+    let mut pending = Batch::default();
+    let asins = vec!["B000000001".to_string()];
+    let r = rig.sh.refetch(&RECHECK, &asins, &mut pending).await;
+    assert_eq!(network_attempts(r), (Job::Recheck, Stage::Recheck, 3));
+    assert_eq!(rig.server.stats().faults.in_body, 3);
+    assert!(pending.requests.iter().all(|row| row.status == "in-body"));
+    assert_eq!(rig.sh.metrics.snapshot().in_body_errors, 3);
+    rig.finish().await;
+}
+
+#[tokio::test]
+async fn an_answer_without_any_asin_asked_is_retried_then_taken_as_it_is() {
+    let rig = Rig::new("missing_asin=1").await;
+    let mut pending = Batch::default();
+    let asins = rig.server.book_asins(2);
+    let found = rig
+        .sh
+        .refetch(&RECHECK, &asins, &mut pending)
+        .await
+        .unwrap();
+    assert_eq!(found, 0);
+    // Three calls (the retry budget), each answered "ok" but empty.
+    assert_eq!(pending.requests.len(), 3);
+    assert_eq!(rig.server.stats().faults.missing_asins, 6);
+    assert_eq!(rig.sh.metrics.snapshot().retries, 2);
+    rig.finish().await;
+}
+
+#[tokio::test]
+async fn a_charge_the_answer_does_not_state_is_estimated_not_zero() {
+    let rig = Rig::new("no_consumed=1").await;
+    let mut pending = Batch::default();
+    let asins = rig.server.book_asins(1);
+    let before = rig.sh.cost_lock().clone();
+    let found = rig
+        .sh
+        .refetch(&RECHECK, &asins, &mut pending)
+        .await
+        .unwrap();
+    assert_eq!(found, 1);
+    let row = &pending.requests[0];
+    assert!(row.charged.is_some_and(|c| c > 0), "{row:?}");
+    assert!(pending.products[0].tokens_charged > 0);
+    assert_eq!(rig.sh.metrics.snapshot().charges_estimated, 1);
+    // Nothing was taught to the cost model.
+    assert_eq!(format!("{:?}", *rig.sh.cost_lock()), format!("{before:?}"));
     rig.finish().await;
 }

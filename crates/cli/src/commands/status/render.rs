@@ -168,13 +168,25 @@ fn position(job: &str, value: &Value, now_ms: i64) -> String {
     known.unwrap_or_else(|| format!("checkpoint {value} (a shape this version does not read)"))
 }
 
-/// `{"page": n, "done": bool}` (`done` absent in older databases): the
-/// lowest page not read yet, or the feed finished `n` pages in.
+/// `{"page": n, "done": bool, "walk": w}` (`done` absent in older
+/// databases, `walk` on the first walk): the lowest page not read yet, or
+/// the feed finished `n` pages in; walks after the first are named.
 fn backfill_position(value: &Value) -> Option<String> {
     let fields = value.as_object()?;
-    if fields.keys().any(|k| k != "page" && k != "done") {
+    if fields
+        .keys()
+        .any(|k| k != "page" && k != "done" && k != "walk")
+    {
         return None;
     }
+    let text = backfill_page_position(fields)?;
+    Some(match fields.get("walk") {
+        None => text,
+        Some(w) => format!("walk {}: {text}", w.as_u64()?),
+    })
+}
+
+fn backfill_page_position(fields: &serde_json::Map<String, Value>) -> Option<String> {
     let page = fields.get("page")?.as_u64()?;
     let done = match fields.get("done") {
         None => false,

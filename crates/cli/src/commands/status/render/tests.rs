@@ -76,6 +76,16 @@ fn backfill_checkpoints_in_words() {
         done(12)
     );
     assert!(done(1).contains("done after 1 page "), "{}", done(1));
+    // A later walk of the feed is named.
+    let r = report(
+        vec![("backfill", json!({"page": 2, "done": false, "walk": 3}), T)],
+        &[],
+    );
+    assert!(
+        jobs(&r)[0].starts_with("backfill: walk 3: page 2 of at most 67"),
+        "{}",
+        jobs(&r)[0]
+    );
     assert!(
         done(67).starts_with("backfill: done (read to Keepa's paging cap: 67 pages, 10,000 deals)"),
         "{}",
@@ -155,6 +165,7 @@ fn an_unknown_shape_is_shown_as_stored() {
         ("backfill", json!({"page": -1})),
         ("backfill", json!({"page": 3, "done": "yes"})),
         ("backfill", json!({"page": 3, "extra": 1})),
+        ("backfill", json!({"page": 3, "walk": "two"})),
         ("refresh", json!({"watermark_ms": "soon"})),
         ("refresh", json!({"watermark_ms": 1, "page": 2})),
         ("refresh", json!([1, 2])),
