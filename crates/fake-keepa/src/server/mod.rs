@@ -10,8 +10,11 @@
 //! - `validate`: a request's parameters into the work it asks for, per
 //!   endpoint (400 before admission, never a charge).
 //! - `execute`: admitted work into its payload and cost, per endpoint.
+//! - `collected`: when Keepa last collected each product and its offers,
+//!   and what `update` makes of it (collect, or serve the cached offers).
 
 mod accounts;
+mod collected;
 mod execute;
 mod routing;
 mod transport;
@@ -58,6 +61,7 @@ pub(crate) struct Shared {
     pub(crate) start_ms: i64,
     feed: DealFeed,
     books: Mutex<Books>,
+    collected: Mutex<collected::Collections>,
     fault_rng: Mutex<ChaCha8Rng>,
     shutdown: watch::Receiver<bool>,
 }
@@ -136,6 +140,7 @@ impl Shared {
             catalog,
             start_ms,
             books: Mutex::new(books),
+            collected: Mutex::new(collected::Collections::default()),
             shutdown,
         })
     }
