@@ -68,3 +68,36 @@ fn bad_values_say_what_to_write_and_where() {
         .to_string();
     assert!(e.contains("did you mean \"max_age\""), "{e}");
 }
+
+#[test]
+fn the_max_age_example_is_the_default_with_a_day_on_offers_and_recheck() {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../examples/max-age-24h.toml"
+    );
+    let mut c = RunConfig::load(std::path::Path::new(path)).unwrap();
+    let offers = c.pipeline.product_offers.as_mut().unwrap();
+    assert_eq!(offers.max_age.take(), Some(MaxAge::Hours(24)));
+    assert_eq!(c.recheck.max_age.take(), Some(MaxAge::Hours(24)));
+    // The same as the built-in one otherwise (rules compared by text:
+    // their origins name the file).
+    let d = RunConfig::default_config();
+    assert_eq!(
+        (&c.selection, &c.recheck, &c.backfill, &c.refresh, &c.budget),
+        (&d.selection, &d.recheck, &d.backfill, &d.refresh, &d.budget)
+    );
+    let texts = |c: &RunConfig| {
+        let p = &c.pipeline;
+        [
+            p.deal_filter.as_ref().map(|s| &s.rules),
+            p.product_stats.as_ref().map(|s| &s.rules.rules),
+            p.product_offers.as_ref().map(|s| &s.rules.rules),
+        ]
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|r| r.text.clone())
+        .collect::<Vec<_>>()
+    };
+    assert_eq!(texts(&c), texts(&d));
+}
