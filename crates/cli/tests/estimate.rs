@@ -276,3 +276,28 @@ fn a_feed_limited_run_is_said_to_be_one() {
         "{out}"
     );
 }
+
+#[test]
+fn max_age_prices_the_fresh_offers_at_five() {
+    let out = ok(&words(
+        "estimate --refill-per-minute 20 --deals 500 --tokens-per-deal 17.8 \
+         --max-age 24h --fresh-share 0.6",
+    ));
+    // 17.8 − 0.6 × (12 − 5) = 13.6 a deal: what 13.6 alone answers.
+    let plain = ok(&words(
+        "estimate --refill-per-minute 20 --deals 500 --tokens-per-deal 13.6",
+    ));
+    assert!(
+        out.starts_with("500 deals at 13.6 tokens (offers up to 1.0 days old, 60 % fresh)"),
+        "{out}"
+    );
+    assert_eq!(out.rsplit(':').next(), plain.rsplit(':').next());
+    let base = words("estimate --refill-per-minute 20 --deals 500 --tokens-per-deal 17.8");
+    let with = |extra: &str| -> Outcome {
+        let args: Vec<&str> = base.iter().copied().chain(words(extra)).collect();
+        run(&args, None)
+    };
+    with("--max-age 24h").expect(2, "--fresh-share");
+    with("--max-age 24h --fresh-share 2").expect(2, "--fresh-share must be within 0..=1");
+    with("--max-age 24h --fresh-share 0.5 --offers-tokens 30").expect(2, "--offers-tokens");
+}

@@ -48,8 +48,16 @@
 //!   token fields.
 //! - **Cost** is computed from what the answer really holds: 1 per product
 //!   found (unknown ASINs are left out and cost nothing); with `offers=N`,
-//!   6 per page of 10 offers returned (at least one page) instead of the 1;
-//!   `update=0` +1 when the product's data is under an hour old;
+//!   6 per page of 10 offers returned (at least one page) instead of the 1,
+//!   or a flat 5 when the offers are not collected: Keepa's offers of the
+//!   product are fresher than `update` hours (absent: 1), or `update=-1`
+//!   (never collect); such offers are those of the last collection, which
+//!   `lastOffersUpdate` and each offer's `lastSeen` date. The server keeps
+//!   when each product and its offers were last collected: seeded for
+//!   everyone else's requests (about 15 % of products within the hour,
+//!   60 % within the day), refreshed by the requests that collect, aging
+//!   with its clock. `update=0` always collects, +1 when the product's
+//!   data is under an hour old;
 //!   `rating=1` +1 when the rating is over a day old; `buybox=1` +2 (not
 //!   with offers); `stock=1` +2 (with offers only); `/seller` 1 per seller
 //!   found, 10 with `storefront=1`; `/query` 10 + 1 per 100 ASINs;

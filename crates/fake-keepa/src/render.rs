@@ -22,6 +22,9 @@ pub(crate) struct ProductOptions {
     pub(crate) rating: bool,
     /// The product was refreshed by `update=`: `lastUpdate` is now.
     pub(crate) refreshed: bool,
+    /// When Keepa collected the offers sent (`None`: now): cached offers
+    /// carry their collection time in `lastOffersUpdate` and `lastSeen`.
+    pub(crate) offers_at: Option<i64>,
 }
 
 /// Which csv types carry a shipping cost (`[t, price, shipping, …]`).
@@ -88,7 +91,13 @@ fn out_of_stock_pct(series: &[(i64, i64)], from: i64, to: i64) -> i64 {
 /// A value computed from one csv type and its series.
 type PerType<'a> = dyn Fn(usize, &[(i64, i64)]) -> Value + 'a;
 
-fn stats_json(p: &ProductData, days: i64, offers: Option<&[OfferData]>, retrieved: usize) -> Value {
+fn stats_json(
+    p: &ProductData,
+    days: i64,
+    offers: Option<&[OfferData]>,
+    retrieved: usize,
+    offers_at: i64,
+) -> Value {
     let now = p.at_min;
     let from = now - days * MINUTES_PER_DAY;
     let per_type = |f: &PerType<'_>, empty: Value| -> Value {
@@ -179,7 +188,7 @@ fn stats_json(p: &ProductData, days: i64, offers: Option<&[OfferData]>, retrieve
         "offerCountFBA": new_offers.as_ref().map_or(-2, |o| o.iter().filter(|o| o.is_fba).count() as i64),
         "offerCountFBM": new_offers.as_ref().map_or(-2, |o| o.iter().filter(|o| !o.is_fba).count() as i64),
         "retrievedOfferCount": if offers.is_some() { retrieved as i64 } else { -2 },
-        "lastOffersUpdate": if offers.is_some() { now } else { p.last_update },
+        "lastOffersUpdate": if offers.is_some() { offers_at } else { p.last_update },
         "buyBoxPrice": bb_price,
         "buyBoxShipping": if bb_price > 0 { 0 } else { -1 },
         "buyBoxSellerId": bb_seller,
@@ -243,6 +252,7 @@ pub(crate) fn product_json(
         .collect();
     let now = p.at_min;
     let last_update = if opt.refreshed { now } else { p.last_update };
+    let offers_at = opt.offers_at.unwrap_or(now);
     let (csv, sales_ranks) = history_json(p, opt);
     let last_price_change = [AMAZON, NEW, USED]
         .iter()
@@ -307,12 +317,12 @@ pub(crate) fn product_json(
     m.insert(
         "stats".into(),
         match opt.stats_days {
-            Some(d) => stats_json(p, d, offers, offers.map_or(0, <[_]>::len)),
+            Some(d) => stats_json(p, d, offers, offers.map_or(0, <[_]>::len), offers_at),
             None => Value::Null,
         },
     );
     m.insert("offersSuccessful".into(), json!(offers.is_some()));
-    insert_offers(&mut m, offers, now, opt.stock);
+    insert_offers(&mut m, offers, offers_at, opt.stock);
     if opt.buybox || offers.is_some() {
         let hist = buy_box_seller_history(catalog, p);
         m.insert("buyBoxSellerIdHistory".into(), json!(hist));

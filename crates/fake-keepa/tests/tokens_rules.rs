@@ -75,7 +75,7 @@ async fn a_request_at_balance_one_costing_90_runs_then_the_next_is_429_free() {
     let c = client();
     let asins = server.book_asins(15).join(",");
     let url = format!(
-        "{}/product?key={KEY}&domain=1&asin={asins}&offers=20",
+        "{}/product?key={KEY}&domain=1&asin={asins}&offers=20&stats=1",
         server.base_url()
     );
     let a = get(&c, &url).await;
@@ -83,13 +83,22 @@ async fn a_request_at_balance_one_costing_90_runs_then_the_next_is_429_free() {
     let cost = consumed(&a);
     let products = a.json["products"].as_array().unwrap();
     assert_eq!(products.len(), 15);
-    // 6 per page of 10 offers; offers=20 gives one or two pages per product.
+    // 6 per page of 10 offers collected; offers=20 gives one or two pages
+    // per product; offers Keepa collected within the hour (the default
+    // `update`) are not collected again and cost a flat 5.
+    let now_min = keepa::KeepaMinutes::from_unix_ms(START_MS).0;
     let expected: i64 = products
         .iter()
-        .map(|p| 6 * (p["offers"].as_array().unwrap().len().div_ceil(10).max(1) as i64))
+        .map(|p| {
+            if p["stats"]["lastOffersUpdate"].as_i64().unwrap() < now_min {
+                5
+            } else {
+                6 * (p["offers"].as_array().unwrap().len().div_ceil(10).max(1) as i64)
+            }
+        })
         .sum();
     assert_eq!(cost, expected);
-    assert!(cost >= 90, "15 products × at least 6 tokens: {cost}");
+    assert!(cost >= 75, "15 products × at least 5 tokens: {cost}");
     assert_eq!(tokens_left(&a), 1 - cost);
 
     let a = get(&c, &url).await;
@@ -125,23 +134,41 @@ async fn a_request_at_balance_one_costing_90_runs_then_the_next_is_429_free() {
 
 #[tokio::test]
 async fn exactly_ninety_tokens_leaves_minus_89() {
-    // Fifteen products, each with at most ten offers: 15 × 6 = 90.
+    // Fifteen products, each with at most ten offers, collected: 15 × 6 = 90.
     let clock = ManualClock::new(START_MS);
     let server = builder(&clock).start_tokens(1).start().await.unwrap();
     let c = client();
     let probe = client();
-    let mut small = Vec::new();
+    let mut collected = Vec::new();
     server.set_balance(KEY, 1_000_000);
-    for asin in server.book_asins(400) {
-        let url = format!(
-            "{}/product?key={KEY}&domain=1&asin={asin}&offers=20",
+    let at = |asin: &str, update: i64| {
+        format!(
+            "{}/product?key={KEY}&domain=1&asin={asin}&offers=20&stats=1&update={update}",
             server.base_url()
-        );
-        if consumed(&get(&probe, &url).await) == 6 {
-            small.push(asin);
+        )
+    };
+    for asin in server.book_asins(400) {
+        // Collected now (6: one page), not served from Keepa's cache (5).
+        if consumed(&get(&probe, &at(&asin, 1)).await) == 6 {
+            collected.push(asin);
         }
-        if small.len() == 15 {
+        if collected.len() == 30 {
             break;
+        }
+    }
+    // An hour later, those nobody else collected since are due again;
+    // `update=-1` looks without collecting (a flat 5).
+    let then = keepa::KeepaMinutes::from_unix_ms(clock.now_ms()).0;
+    clock.advance_minutes(61);
+    let mut small = Vec::new();
+    for asin in collected {
+        let a = get(&probe, &at(&asin, -1)).await;
+        assert_eq!(consumed(&a), 5, "update=-1 never collects");
+        let stats = &a.json["products"][0]["stats"];
+        // At most ten offers now (COUNT_NEW + COUNT_USED): one page.
+        let count = |i: usize| stats["current"][i].as_i64().unwrap().max(0);
+        if stats["lastOffersUpdate"] == then && count(11) + count(12) <= 10 && small.len() < 15 {
+            small.push(asin);
         }
     }
     assert_eq!(small.len(), 15);
@@ -155,7 +182,8 @@ async fn exactly_ninety_tokens_leaves_minus_89() {
     assert_eq!((a.status, consumed(&a), tokens_left(&a)), (200, 90, -89));
     let a = get(&c, &url).await;
     assert_eq!((a.status, consumed(&a), tokens_left(&a)), (429, 0, -89));
-    // Refill alone: five steps later the balance is 11 and requests run again.
+    // Refill alone: five steps later the balance is 11 and requests run
+    // again (the steps count from the server start, 61 minutes ago).
     clock.advance_minutes(5);
     let t = get(&c, &format!("{}/token?key={KEY}", server.base_url())).await;
     assert_eq!(tokens_left(&t), 11);

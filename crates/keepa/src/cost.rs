@@ -6,23 +6,36 @@
 //! |---|---|
 //! | `/token` | 0 |
 //! | `/deal` | 5 |
-//! | `/product` | 1 per product found; with `offers`, 6 per page of 10 offers found instead of the 1; `update=0` +1; `rating` up to +1; `buybox` +2 (not with offers); `stock` +2 |
+//! | `/product` | 1 per product found; with `offers`, 6 per page of 10 offers found instead of the 1, or a flat 5 when the offers come from Keepa's cache (below); `update=0` +1; `rating` up to +1; `buybox` +2 (not with offers); `stock` +2 |
 //! | `/seller` | 1 per seller; `storefront` +9 per seller |
 //! | `/query` | 10 + 1 per 100 ASINs |
 //! | `/bestsellers` | 50 |
 //! | `/category` | 1 |
 //!
+//! Offers and `update` (`docs/KEEPA_API.md` §7): with `update=N` (absent:
+//! 1), a product whose offers Keepa collected within the last N hours is not
+//! collected again and its offers cost a flat [`CACHED_OFFERS_COST`],
+//! whatever the pages; `update=-1` never collects, so the offers always cost
+//! the flat 5; `update=0` always collects (+1 when Keepa's data is under an
+//! hour old). So the offers part of a product costs between
+//! [`offers_part_bounds`]: 5 (or 6 with `update=0`) and 6 per page asked
+//! for (or exactly 5 with `update=-1`).
+//!
 //! Only offers make the cost uncertain: how many pages of offers a product
-//! really has is known after the call. [`CostModel`] keeps, per domain and
-//! [`RequestShape`], an estimate of offer pages per product, starts from a
-//! prior and moves it towards what [`CostModel::observe`] reports, weighting
-//! each call by the products it found. Early on it is the running mean of
+//! really has, and whether Keepa's offers were fresh, is known after the
+//! call. [`CostModel`] keeps, per domain and [`RequestShape`] (`update`
+//! included), an estimate of the offers part per product, in pages of 6
+//! tokens (a cached product counts 5/6 of a page), starts from a prior and
+//! moves it towards what [`CostModel::observe`] reports, weighting each
+//! call by the products it found. Early on it is the running mean of
 //! everything seen; after a window of products it becomes an exponentially
 //! weighted mean, so it follows an account whose catalogue changes.
 //!
 //! Guarantees: `expected <= upper_bound` always; `upper_bound` is what the
 //! rules allow at most if every requested item is found; the estimate of
-//! pages per product stays within `[1, ceil(offers / 10)]`.
+//! pages per product stays within [`offers_part_bounds`] ÷ 6: `[1,
+//! ceil(offers / 10)]` with `update=0`, from 5/6 otherwise, exactly 5/6
+//! with `update=-1`.
 //!
 //! ```
 //! use keepa::cost::CostModel;
@@ -46,6 +59,9 @@ use crate::request::{Endpoint, Request, RequestShape};
 
 /// Tokens per page of 10 offers, per product.
 pub const TOKENS_PER_OFFER_PAGE: u32 = 6;
+/// The offers part of a product whose offers Keepa serves without
+/// collecting them (fresher than `update` hours, or `update=-1`).
+pub const CACHED_OFFERS_COST: u32 = 5;
 /// A `/deal` page.
 pub const DEAL_COST: u32 = 5;
 /// A `/query` call's fixed part.
@@ -93,7 +109,8 @@ impl Default for CostModelConfig {
 /// The learned estimate for one `(domain, shape)`.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct PageEstimate {
-    /// Offer pages per product found.
+    /// The offers part per product found, in pages of 6 tokens (a product
+    /// served from Keepa's cache counts 5/6 of a page).
     pub pages: f64,
     /// Evidence behind it, in products (prior included, capped at the window).
     pub weight: f64,
@@ -149,6 +166,51 @@ pub fn product_cost(shape: &RequestShape, offers_found: u32) -> u32 {
     base + product_extras(shape)
 }
 
+/// The least and the most the offers part of one product found can cost
+/// for this shape, in tokens: `(5, 6 × pages)`, `(6, 6 × pages)` with
+/// `update=0`, `(5, 5)` with `update=-1`; `(0, 0)` without offers.
+///
+/// ```
+/// use keepa::cost::offers_part_bounds;
+/// use keepa::request::ProductRequest;
+/// use keepa::Domain;
+/// let shape = |u: i64| ProductRequest::asins(Domain::Com, ["B0D8W1YVBX"]).offers(40).update(u).build().unwrap().shape();
+/// assert_eq!(offers_part_bounds(&shape(24)), (5, 24));
+/// assert_eq!(offers_part_bounds(&shape(0)), (6, 24));
+/// assert_eq!(offers_part_bounds(&shape(-1)), (5, 5));
+/// ```
+pub fn offers_part_bounds(shape: &RequestShape) -> (u32, u32) {
+    if shape.offer_pages == 0 {
+        return (0, 0);
+    }
+    let collected = shape.offer_pages.saturating_mul(TOKENS_PER_OFFER_PAGE);
+    match shape.update {
+        Some(0) => (TOKENS_PER_OFFER_PAGE, collected),
+        Some(u) if u < 0 => (CACHED_OFFERS_COST, CACHED_OFFERS_COST),
+        _ => (CACHED_OFFERS_COST, collected.max(CACHED_OFFERS_COST)),
+    }
+}
+
+/// What one product found costs when Keepa serves its offers from its
+/// cache: the flat [`CACHED_OFFERS_COST`] plus the other flags (1 plus
+/// the flags without offers).
+///
+/// ```
+/// use keepa::cost::cached_product_cost;
+/// use keepa::request::ProductRequest;
+/// use keepa::Domain;
+/// let shape = ProductRequest::asins(Domain::Com, ["B0D8W1YVBX"]).offers(40).update(24).build().unwrap().shape();
+/// assert_eq!(cached_product_cost(&shape), 5);
+/// ```
+pub fn cached_product_cost(shape: &RequestShape) -> u32 {
+    let base = if shape.offer_pages == 0 {
+        1
+    } else {
+        CACHED_OFFERS_COST
+    };
+    base + product_extras(shape)
+}
+
 impl CostModel {
     /// A model with the default prior and window.
     pub fn new() -> Self {
@@ -200,7 +262,7 @@ impl CostModel {
                 if shape.offer_pages == 0 {
                     return fixed(items.saturating_mul(1 + extras));
                 }
-                let upper_per = shape.offer_pages * TOKENS_PER_OFFER_PAGE + extras;
+                let upper_per = offers_part_bounds(&shape).1 + extras;
                 let pages = self.expected_offer_pages(domain, shape);
                 let expected_per = pages * f64::from(TOKENS_PER_OFFER_PAGE) + f64::from(extras);
                 let upper_bound = items.saturating_mul(upper_per);
@@ -215,17 +277,18 @@ impl CostModel {
         }
     }
 
-    /// The current estimate of offer pages per product found, within
-    /// `[1, shape.offer_pages]`; 0 for shapes without offers.
+    /// The current estimate of the offers part per product found, in pages
+    /// of 6 tokens, within [`offers_part_bounds`] ÷ 6; 0 for shapes without
+    /// offers.
     pub fn expected_offer_pages(&self, domain: Option<Domain>, shape: RequestShape) -> f64 {
         if shape.offer_pages == 0 {
             return 0.0;
         }
-        let max = f64::from(shape.offer_pages);
+        let (min, max) = page_bounds(&shape);
         self.learned
             .get(&(domain, shape))
             .map_or(self.config.prior_pages, |e| e.pages)
-            .clamp(1.0, max)
+            .clamp(min, max)
     }
 
     /// What has been learned for `(domain, shape)`, if anything.
@@ -246,24 +309,31 @@ impl CostModel {
         {
             return;
         }
-        let max = f64::from(shape.offer_pages);
+        let (min, max) = page_bounds(&shape);
         let per_product = tokens_consumed as f64 / f64::from(items_found);
         let observed = ((per_product - f64::from(product_extras(&shape)))
             / f64::from(TOKENS_PER_OFFER_PAGE))
-        .clamp(1.0, max);
+        .clamp(min, max);
         let config = self.config;
         let entry = self
             .learned
             .entry((request.domain(), shape))
             .or_insert(PageEstimate {
-                pages: config.prior_pages.clamp(1.0, max),
+                pages: config.prior_pages.clamp(min, max),
                 weight: config.prior_weight.max(0.0),
                 observations: 0,
             });
         let k = f64::from(items_found);
         let weight = (entry.weight + k).min(config.window.max(k));
-        entry.pages = (entry.pages + (k / weight) * (observed - entry.pages)).clamp(1.0, max);
+        entry.pages = (entry.pages + (k / weight) * (observed - entry.pages)).clamp(min, max);
         entry.weight = weight;
         entry.observations += 1;
     }
+}
+
+/// [`offers_part_bounds`] in pages of 6 tokens.
+fn page_bounds(shape: &RequestShape) -> (f64, f64) {
+    let (min, max) = offers_part_bounds(shape);
+    let page = f64::from(TOKENS_PER_OFFER_PAGE);
+    (f64::from(min) / page, f64::from(max) / page)
 }

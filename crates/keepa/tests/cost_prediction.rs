@@ -1,7 +1,9 @@
 //! Cost prediction: the rules of KEEPA_API.md §4 on worked examples, and how
 //! close the learned offer-page estimate gets on a stream of observed costs.
 
-use keepa::cost::{product_cost, CostModel, CostPrediction};
+use keepa::cost::{
+    cached_product_cost, offers_part_bounds, product_cost, CostModel, CostPrediction,
+};
 use keepa::request::{
     BestsellersRequest, CategoryRequest, DealSelection, ProductRequest, QueryRequest, Request,
     SellerRequest,
@@ -142,7 +144,8 @@ fn learning_is_per_domain_and_shape_and_ignores_noise() {
     assert_eq!(m.predict(&com).upper_bound, 240);
     assert_eq!(m.predict(&de), before_de);
     assert_eq!(m.predict(&com20), before_20);
-    // Absurd charges are clamped to [1, max pages]; nothing-found and
+    // Absurd charges are clamped to [5/6, max pages] (5: offers served from
+    // Keepa's cache); nothing-found and
     // negative charges teach nothing.
     m.observe(&com, 10, 100_000);
     let pages = m.expected_offer_pages(Some(Domain::Com), com.shape());
@@ -163,7 +166,60 @@ fn learning_is_per_domain_and_shape_and_ignores_noise() {
         m.observe(&com, 10, 1);
     }
     let pages = m.expected_offer_pages(Some(Domain::Com), com.shape());
-    assert!((1.0..1.05).contains(&pages), "{pages}");
+    assert!((5.0 / 6.0..0.87).contains(&pages), "{pages}");
+}
+
+#[test]
+fn offers_cost_follows_update_as_keepa_documents() {
+    let shape = |u: Option<i64>| {
+        let mut r = ProductRequest::asins(Domain::Com, asins(10)).offers(20);
+        if let Some(u) = u {
+            r = r.update(u);
+        }
+        r.build().unwrap()
+    };
+    let m = CostModel::new();
+    // update=-1 never collects: exactly the flat 5 per product.
+    let never = shape(Some(-1));
+    assert_eq!(
+        m.predict(&never),
+        CostPrediction {
+            expected: 50,
+            upper_bound: 50
+        }
+    );
+    assert_eq!(cached_product_cost(&never.shape()), 5);
+    // update=0 always collects: 6 per page, +1 when the data is fresh.
+    let force = shape(Some(0));
+    assert_eq!(offers_part_bounds(&force.shape()), (6, 12));
+    assert_eq!(m.predict(&force).upper_bound, 130);
+    // update=24 (or the default 1 h): from 5 (cached) to 6 per page.
+    let day = shape(Some(24));
+    assert_eq!(offers_part_bounds(&day.shape()), (5, 12));
+    assert_eq!(offers_part_bounds(&shape(None).shape()), (5, 12));
+    assert_eq!(m.predict(&day).upper_bound, 120);
+    // Learning: every product served from the cache at 5.
+    let mut m = CostModel::new();
+    for _ in 0..100 {
+        m.observe(&day, 10, 50);
+    }
+    let learned = m.predict(&day).expected;
+    assert!((50..=51).contains(&learned), "{learned}: near 5 a product");
+    // Each `update` learns apart: the default shape still has its prior.
+    assert_eq!(
+        m.predict(&shape(None)),
+        CostModel::new().predict(&shape(None))
+    );
+    // A forced collection is never predicted below a page.
+    let mut m = CostModel::new();
+    for _ in 0..100 {
+        m.observe(&force, 10, 50);
+    }
+    let forced = m.predict(&force).expected;
+    assert!(
+        (70..=71).contains(&forced),
+        "{forced}: 6 a page + 1 for update=0"
+    );
 }
 
 /// A small deterministic generator, so the test is reproducible.

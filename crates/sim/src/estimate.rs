@@ -39,6 +39,31 @@ pub struct Question {
     /// A refresher costing on top and storing nothing: (period in seconds,
     /// tokens per run), on time within its period.
     pub refresh: Option<(f64, i64)>,
+    /// The offers stage at a `max_age` (see [`OffersAge`]).
+    pub offers_age: Option<OffersAge>,
+}
+
+/// The offers stage read at a `max_age`: of the offers part of
+/// [`Question::tokens_per_deal`] (`offers_tokens` a deal, collected), the
+/// `fresh_share` Keepa holds within `max_age` costs the flat 5
+/// (`keepa::cost::CACHED_OFFERS_COST`) instead, so a deal costs
+/// `tokens_per_deal − fresh_share × (offers_tokens − 5)`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct OffersAge {
+    /// How old Keepa's offers may be, seconds (the harvest's `max_age`).
+    pub max_age_s: f64,
+    /// Share of products whose offers Keepa collected within it (0..=1).
+    pub fresh_share: f64,
+    /// Tokens of the offers part per deal when collected (at least 5).
+    pub offers_tokens: f64,
+}
+
+impl OffersAge {
+    /// Tokens per deal once the fresh share costs the flat 5.
+    pub fn tokens_per_deal(&self, tokens_per_deal: f64) -> f64 {
+        let cached = f64::from(keepa::cost::CACHED_OFFERS_COST);
+        (tokens_per_deal - self.fresh_share * (self.offers_tokens - cached)).max(0.0)
+    }
 }
 
 impl Question {
@@ -52,7 +77,16 @@ impl Question {
             start_tokens: None,
             bucket_max: None,
             refresh: None,
+            offers_age: None,
         }
+    }
+
+    /// Tokens per deal as charged: [`Question::tokens_per_deal`], less
+    /// what the offers age saves.
+    pub fn effective_tokens_per_deal(&self) -> f64 {
+        self.offers_age.map_or(self.tokens_per_deal, |a| {
+            a.tokens_per_deal(self.tokens_per_deal)
+        })
     }
 
     /// The bucket's maximum: [`Question::bucket_max`] or 60 × the rate.
@@ -174,6 +208,21 @@ fn plan_of(q: &Question) -> Result<Plan, SimError> {
     if q.start_tokens.is_some_and(|s| s < -MAX_TOKENS) {
         return Err(invalid("start-tokens", "must be at least -1,000,000,000"));
     }
+    if let Some(a) = q.offers_age {
+        if !(0.0..=1.0).contains(&a.fresh_share) {
+            return Err(invalid("fresh-share", "must be within 0..=1"));
+        }
+        let cached = f64::from(keepa::cost::CACHED_OFFERS_COST);
+        if !(cached..=q.tokens_per_deal.max(cached)).contains(&a.offers_tokens) {
+            return Err(invalid(
+                "offers-tokens",
+                "must be at least 5 and at most --tokens-per-deal (the offers part of it)",
+            ));
+        }
+        if !(a.max_age_s >= 0.0 && a.max_age_s.is_finite()) {
+            return Err(invalid("max-age", "must be a duration"));
+        }
+    }
     if let Some((period_s, cost)) = q.refresh {
         if !(1.0..=MAX_PERIOD_S).contains(&period_s) {
             return Err(invalid("refresh-every", "must be between 1 s and 100 days"));
@@ -221,6 +270,10 @@ fn paid_back(r: &mut crate::Report, q: &Question, end_balance: i64) {
 /// `start-tokens`, `bucket-max`).
 pub fn estimate(q: Question) -> Result<Answer, SimError> {
     let plan = plan_of(&q)?;
+    let q = Question {
+        tokens_per_deal: q.effective_tokens_per_deal(),
+        ..q
+    };
     let mut jobs = vec![JobSpec::Backfill {
         name: None,
         target_deals: q.deals,
@@ -255,6 +308,14 @@ pub fn estimate(q: Question) -> Result<Answer, SimError> {
         Some(n) => format!(" from a balance of {}", thousands(n)),
         None => String::new(),
     };
+    let aged = match q.offers_age {
+        Some(a) => format!(
+            " (offers up to {} old, {:.0} % fresh)",
+            duration_words(a.max_age_s),
+            a.fresh_share * 100.0
+        ),
+        None => String::new(),
+    };
     let refresher = match q.refresh {
         Some((p, c)) => format!(" with a {c}-token refresher {}", period_words(p)),
         None => String::new(),
@@ -266,7 +327,7 @@ pub fn estimate(q: Question) -> Result<Answer, SimError> {
         None => "more than ten years".into(),
     };
     let sentence = format!(
-        "{} deals at {} token{} on a {}/min plan{start}{refresher}: {when}",
+        "{} deals at {} token{}{aged} on a {}/min plan{start}{refresher}: {when}",
         thousands(q.deals),
         cost_words(q.tokens_per_deal),
         if q.tokens_per_deal == 1.0 { "" } else { "s" },
@@ -380,6 +441,33 @@ mod tests {
             let e = estimate(q).unwrap_err().to_string();
             assert!(e.contains(flag), "{e}");
         }
+    }
+
+    #[test]
+    fn fresh_offers_at_a_max_age_cost_five() {
+        let mut q = Question::new(20, 500, 17.8);
+        q.offers_age = Some(OffersAge {
+            max_age_s: 86_400.0,
+            fresh_share: 0.6,
+            offers_tokens: 12.0,
+        });
+        // 17.8 − 0.6 × (12 − 5) = 13.6 a deal.
+        assert!((q.effective_tokens_per_deal() - 13.6).abs() < 1e-9);
+        let a = estimate(q).unwrap();
+        let plain = estimate(Question::new(20, 500, 13.6)).unwrap();
+        assert_eq!(a.days, plain.days);
+        assert!(
+            a.sentence
+                .starts_with("500 deals at 13.6 tokens (offers up to 1.0 days old, 60 % fresh)"),
+            "{}",
+            a.sentence
+        );
+        q.offers_age = Some(OffersAge {
+            offers_tokens: 4.0,
+            ..q.offers_age.unwrap()
+        });
+        let e = estimate(q).unwrap_err().to_string();
+        assert!(e.contains("offers-tokens"), "{e}");
     }
 
     #[test]

@@ -32,7 +32,7 @@ pub fn pipeline_rates(stages: &[Stage]) -> (f64, f64) {
             per_deal += s.tokens_per_request.unwrap_or(0) as f64
                 / s.items_per_request.unwrap_or(1).max(1) as f64;
         } else {
-            per_deal += reach * s.tokens_per_item.unwrap_or(0) as f64;
+            per_deal += reach * s.expected_per_item();
         }
         reach *= s.pass.unwrap_or(1.0);
     }

@@ -159,6 +159,28 @@ pub struct Stage {
     /// Item stage: most items per request (default 100).
     #[serde(default)]
     pub max_items_per_request: Option<u32>,
+    /// Offers stage: how old Keepa's offers may be, as the harvest's
+    /// `max_age` (`"24h"`: Keepa's `update=24`). Needs `fresh_share`.
+    #[serde(default)]
+    pub max_age: Option<String>,
+    /// With `max_age`: the share of items whose offers Keepa collected
+    /// within it. Those cost the flat 5 tokens (`keepa::cost::
+    /// CACHED_OFFERS_COST`) instead of `tokens_per_item` (the collecting
+    /// cost, at least 5).
+    #[serde(default)]
+    pub fresh_share: Option<f64>,
+}
+
+impl Stage {
+    /// Expected tokens per item: `tokens_per_item`, or with `fresh_share`
+    /// `f × 5 + (1 − f) × tokens_per_item` (0 for the feed stage).
+    pub fn expected_per_item(&self) -> f64 {
+        let collect = self.tokens_per_item.unwrap_or(0) as f64;
+        match self.fresh_share {
+            Some(f) => f * f64::from(keepa::cost::CACHED_OFFERS_COST) + (1.0 - f) * collect,
+            None => collect,
+        }
+    }
 }
 
 /// Another stage list for the pipeline.
@@ -398,6 +420,45 @@ fn validate_stages(stages: &[Stage], field: &str) -> Result<(), SimError> {
         if s.max_items_per_request.is_some_and(|m| m == 0) {
             return Err(bad(&format!("{f}.max_items_per_request"), "must be >= 1"));
         }
+        validate_max_age(s, &f)?;
+    }
+    Ok(())
+}
+
+/// `max_age` and `fresh_share` go together, on an offers stage.
+fn validate_max_age(s: &Stage, f: &str) -> Result<(), SimError> {
+    match (&s.max_age, s.fresh_share) {
+        (None, None) => return Ok(()),
+        (Some(_), None) => {
+            return Err(bad(
+                &format!("{f}.fresh_share"),
+                "required with max_age: the share of items whose offers Keepa holds within it",
+            ))
+        }
+        (None, Some(_)) => {
+            return Err(bad(
+                &format!("{f}.max_age"),
+                "required with fresh_share: how old Keepa's offers may be, e.g. \"24h\"",
+            ))
+        }
+        (Some(age), Some(share)) => {
+            humantime::parse_duration(age.trim()).map_err(|e| {
+                bad(
+                    &format!("{f}.max_age"),
+                    format!("{age:?} is not a duration ({e}); write e.g. \"24h\""),
+                )
+            })?;
+            if !(0.0..=1.0).contains(&share) {
+                return Err(bad(&format!("{f}.fresh_share"), "must be within 0..=1"));
+            }
+        }
+    }
+    let cached = i64::from(keepa::cost::CACHED_OFFERS_COST);
+    if s.tokens_per_item.is_some_and(|t| t < cached) {
+        return Err(bad(
+            &format!("{f}.tokens_per_item"),
+            "with max_age, the cost of collecting the offers (an offers stage: at least 5)",
+        ));
     }
     Ok(())
 }

@@ -136,6 +136,11 @@ fn books_arbitrage_reports_tokens_per_stored_deal_for_each_pipeline() {
     assert!(within(get("two-stage"), 16.0, 0.03), "{}", get("two-stage"));
     assert!(within(get("seed-full-fetch"), 120.0, 0.01));
     assert!(within(get("seed-peek-commit"), 72.0, 0.01));
+    // Offers at max_age = "24h", 60 % fresh: 0.6 × 5 + 0.4 × 12 = 7.8
+    // instead of 12 per stored deal.
+    let aged = get("two-stage-max-age-24h");
+    assert!(within(aged, 16.0 - 12.0 + 7.8, 0.03), "{aged}");
+    assert!(aged < get("two-stage"));
     assert!(p.iter().all(|x| x.days_to_target.is_some()));
     assert_eq!(p[0].tokens_spent["deal-filter"], 0, "a filter is free");
 }
@@ -242,4 +247,29 @@ fn the_chart_has_a_line_per_policy() {
         "flow serves every refresh run"
     );
     assert!(svg.contains("flow: 20.57 days"));
+}
+
+#[test]
+fn max_age_needs_its_fresh_share_on_an_offers_stage() {
+    let text = |extra: &str| {
+        format!(
+            "name = \"t\"\n[plan]\nrefill_per_minute = 20\nhorizon_days = 10\n\
+             [[jobs]]\nkind = \"pipeline\"\nname = \"p\"\ntarget_stored = 10\n\
+             feed_backlog_deals = 1000\nstages = [\n\
+             {{ name = \"feed\", tokens_per_request = 5, items_per_request = 150 }},\n\
+             {{ name = \"offers\", tokens_per_item = 12{extra} }},\n]\n"
+        )
+    };
+    let err = |extra: &str| Workload::parse(&text(extra)).unwrap_err().to_string();
+    assert!(err(", max_age = \"24h\"").contains("stages[1].fresh_share"));
+    assert!(err(", fresh_share = 0.5").contains("stages[1].max_age"));
+    assert!(err(", max_age = \"a day\", fresh_share = 0.5").contains("not a duration"));
+    assert!(err(", max_age = \"24h\", fresh_share = 1.5").contains("0..=1"));
+    let w = Workload::parse(&text(", max_age = \"24h\", fresh_share = 0.5")).unwrap();
+    let r = run(&w, "flow");
+    // Every item costs 0.5 × 5 + 0.5 × 12 = 8.5 on average, charged whole.
+    let p = &r.pipelines.unwrap()[0];
+    let offers = p.tokens_spent["offers"] as f64;
+    let per_item = offers / p.stored as f64;
+    assert!((per_item - 8.5).abs() <= 0.01, "{offers} for {}", p.stored);
 }

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use sim::estimate::{duration_words, Answer, Question};
+use sim::estimate::{duration_words, Answer, OffersAge, Question};
 
 use crate::context::Context;
 use crate::exit::usage;
@@ -47,6 +47,19 @@ pub(crate) struct EstimateArgs {
     /// Tokens per refresher run.
     #[arg(long, value_name = "TOKENS", requires = "refresh_every")]
     refresh_cost: Option<i64>,
+    /// The offers stage at this `max_age` (e.g. `24h`, as in the config):
+    /// the --fresh-share of products whose offers Keepa holds that fresh
+    /// cost a flat 5 instead of --offers-tokens.
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration, requires = "fresh_share")]
+    max_age: Option<Duration>,
+    /// With --max-age: the share (0-1) of products whose offers Keepa
+    /// collected within it (the sandbox: about 0.6 for a day).
+    #[arg(long, value_name = "SHARE", requires = "max_age")]
+    fresh_share: Option<f64>,
+    /// With --max-age: the offers part of --tokens-per-deal when collected
+    /// [default: 12, two pages].
+    #[arg(long, value_name = "TOKENS", requires = "max_age")]
+    offers_tokens: Option<f64>,
 }
 
 /// The keys of a run summary `estimate` reads; any may be missing.
@@ -113,6 +126,14 @@ impl EstimateArgs {
             .refresh_every
             .zip(self.refresh_cost)
             .map(|(d, c)| (d.as_secs_f64(), c));
+        let offers_age = self
+            .max_age
+            .zip(self.fresh_share)
+            .map(|(d, share)| OffersAge {
+                max_age_s: d.as_secs_f64(),
+                fresh_share: share,
+                offers_tokens: self.offers_tokens.unwrap_or(12.0),
+            });
         let Some(path) = &self.from_summary else {
             let mut q = Question::new(
                 self.refill_per_minute.unwrap_or_default(),
@@ -121,6 +142,7 @@ impl EstimateArgs {
             );
             q.start_tokens = self.start_tokens;
             q.refresh = refresh;
+            q.offers_age = offers_age;
             return Ok((q, None));
         };
         let f = RunFigures::read(path)?;
@@ -150,6 +172,7 @@ impl EstimateArgs {
         )?);
         q.bucket_max = f.bucket_max;
         q.refresh = refresh;
+        q.offers_age = offers_age;
         Ok((q, Some(f)))
     }
 

@@ -71,3 +71,24 @@ fn histories_are_prefix_stable() {
         }
     }
 }
+
+#[test]
+fn offers_age_with_the_clock_and_a_share_is_fresh() {
+    let c = catalog(11);
+    let now = c.anchor_min();
+    let n = 20_000;
+    let (mut hour, mut day) = (0, 0);
+    for i in 0..n {
+        let at = c.offers_collected_at(i, now);
+        assert!(at <= now, "product {i}: collected in the future");
+        // Aging: seen later, the same collection until the next one.
+        let later = c.offers_collected_at(i, now + 30);
+        assert!(later == at || (later > now && later <= now + 30), "{i}");
+        assert_eq!(at, catalog(11).offers_collected_at(i, now), "seeded");
+        hour += usize::from(now - at < 60);
+        day += usize::from(now - at < 24 * 60);
+    }
+    let (hour, day) = (hour as f64 / n as f64, day as f64 / n as f64);
+    assert!((0.12..0.19).contains(&hour), "{hour}");
+    assert!((0.55..0.70).contains(&day), "{day}");
+}

@@ -3,8 +3,9 @@
 
 use serde_json::{json, Map, Value};
 
+use super::collected::Plan;
 use super::validate::Work;
-use super::Shared;
+use super::{lock, Shared};
 use crate::catalog::{category, Catalog, MINUTES_PER_DAY, ROOTS};
 use crate::feed::{deal_json, Selection};
 use crate::render::{category_json, live_offers, product_json, seller_json, ProductOptions};
@@ -23,7 +24,7 @@ pub(super) fn execute(shared: &Shared, work: &Work, now_ms: i64) -> (Payload, i6
             indices,
             opt,
             update,
-        } => products(catalog, indices, opt, *update, now, &mut out),
+        } => products(shared, indices, opt, *update, now, &mut out),
         Work::Deal(sel) => deals(shared, sel, now_ms, &mut out),
         Work::Seller {
             indices,
@@ -51,44 +52,63 @@ pub(super) fn execute(shared: &Shared, work: &Work, now_ms: i64) -> (Payload, i6
     (out, cost)
 }
 
-/// `/product`: 1 per product found, or 6 per page of 10 offers, plus the
-/// `stock`, `buybox`, `update=0` and `rating` surcharges.
+/// `/product`: 1 per product found, or with `offers` 6 per page of 10
+/// offers collected, or a flat 5 for offers served from the last
+/// collection (fresher than `update` hours, or `update=-1`); plus the
+/// `stock`, `buybox`, `update=0` and `rating` surcharges. What a call
+/// collects is recorded, so the next call sees fresh data.
 fn products(
-    catalog: &Catalog,
+    shared: &Shared,
     indices: &[u32],
     opt: &ProductOptions,
     update: Option<i64>,
     now: i64,
     out: &mut Payload,
 ) -> i64 {
+    let catalog = &shared.catalog;
+    let mut book = lock(&shared.collected);
     let mut cost = 0;
     let mut products = Vec::with_capacity(indices.len());
     for &i in indices {
-        let p = catalog.product(i, now);
+        let mut p = catalog.product(i, now);
+        p.last_update = book.product_at(i, p.last_update);
+        let offers_at = book.offers_at(i, catalog.offers_collected_at(i, now));
+        let plan = Plan::new(update, now - p.last_update, now - offers_at);
         let mut opt = opt.clone();
-        let mut c = 1;
-        let offers = opt.offers.map(|n| live_offers(catalog, &p, n));
+        let mut c = 1 + plan.surcharge;
+        let offers = opt.offers.map(|n| {
+            if plan.offers {
+                live_offers(catalog, &p, n)
+            } else {
+                opt.offers_at = Some(offers_at);
+                live_offers(catalog, &catalog.product(i, offers_at), n)
+            }
+        });
         if let Some(list) = &offers {
-            c = 6 * (list.len().div_ceil(10).max(1) as i64);
+            c = plan.surcharge
+                + if plan.offers {
+                    6 * (list.len().div_ceil(10).max(1) as i64)
+                } else {
+                    5
+                };
             if opt.stock {
                 c += 2;
             }
         } else if opt.buybox {
             c += 2;
         }
-        match update {
-            Some(0) => {
-                if now - p.last_update < 60 {
-                    c += 1;
-                }
-                opt.refreshed = true;
-            }
-            Some(h) if h > 0 && now - p.last_update > h.saturating_mul(60) => opt.refreshed = true,
-            _ => {}
-        }
+        opt.refreshed = plan.product || (plan.offers && offers.is_some());
         if opt.rating && now - p.last_rating_update > MINUTES_PER_DAY {
             c += 1;
         }
+        book.record(
+            i,
+            now,
+            Plan {
+                offers: plan.offers && offers.is_some(),
+                ..plan
+            },
+        );
         cost += c;
         products.push(product_json(catalog, &p, &opt, offers.as_deref()));
     }

@@ -13,9 +13,12 @@
 //! - `bad_answers`: 200s that are not what was asked for, on demand (an
 //!   error in the body, no payload, a malformed deal, failed offers, no
 //!   `tokensConsumed`, ASINs left out).
+//! - `collected`: when Keepa last collected each product and its offers,
+//!   and what `update` makes of it (collect, or serve the cached offers).
 
 mod accounts;
 mod bad_answers;
+mod collected;
 mod execute;
 mod routing;
 mod transport;
@@ -62,6 +65,7 @@ pub(crate) struct Shared {
     pub(crate) start_ms: i64,
     feed: DealFeed,
     books: Mutex<Books>,
+    collected: Mutex<collected::Collections>,
     fault_rng: Mutex<ChaCha8Rng>,
     /// The bad-answer faults' own generator (`bad_answers`).
     bad_rng: Mutex<ChaCha8Rng>,
@@ -147,6 +151,7 @@ impl Shared {
             catalog,
             start_ms,
             books: Mutex::new(books),
+            collected: Mutex::new(collected::Collections::default()),
             shutdown,
         })
     }

@@ -182,6 +182,7 @@ fn product(catalog: &Catalog, q: &Query) -> Result<Work, ApiError> {
             stock: flag(q, "stock")? && offers.is_some(),
             rating: flag(q, "rating")?,
             refreshed: false,
+            offers_at: None,
         },
         update,
     })

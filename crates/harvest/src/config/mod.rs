@@ -25,14 +25,14 @@
 //!   `"FIELD OP VALUE"` or tables `{ field = …, op = …, value = … }`),
 //!   `rejection_ttl`, and `enabled = false` to switch a stage off; stats
 //!   adds `stats_days`, `fresh_for`; offers adds `offers` (20–100),
-//!   `fresh_for`. Absent `[pipeline]`: the built-in pipeline; present:
+//!   `fresh_for`; both product stages take `max_age` ([`MaxAge`]). Absent `[pipeline]`: the built-in pipeline; present:
 //!   exactly the stages it lists.
 //! - `[budget]`: `policy` (`flow`, `controlled-deficit`, `wait-for-max`),
 //!   `deficit_floor` and `finish_line` for `flow`, `[budget.seed_rules]`
 //!   for the seed's two policies.
 //! - `[backfill]`: `enabled`, `target_deals`, `max_pages`;
 //!   `[refresh]`: `enabled`, `period`, `max_delay`;
-//!   `[recheck]`: `enabled`, `older_than`.
+//!   `[recheck]`: `enabled`, `older_than`, `max_age`.
 //!
 //! Values: prices as integer cents (`8000`) or dollars as text (`"$80"`,
 //! `"80.00"`; in a rule string `$80` or `80.00`); percentages `20` or
@@ -41,6 +41,7 @@
 mod error;
 mod extras;
 mod fields;
+mod max_age;
 mod parse;
 mod rules;
 mod selection;
@@ -59,6 +60,7 @@ pub use fields::{
     all_names as all_field_names, lookup as lookup_field, FieldKind, FieldSpec, Stage, DEAL_FIELDS,
     OFFERS_FIELDS, STATS_FIELDS,
 };
+pub use max_age::MaxAge;
 pub use rules::{FieldValue, Fields, Op, Rule, RuleFailure, RuleValue, StageRules};
 
 use parse::{Doc, Table};
@@ -130,6 +132,8 @@ pub struct StatsStage {
     /// A rejection is remembered this long (default 7 d); equals
     /// `rules.rejection_ttl`.
     pub rejection_ttl: Duration,
+    /// How old Keepa's data may be (`update`; default: not sent, 1 h).
+    pub max_age: Option<MaxAge>,
 }
 
 /// The product-offers stage.
@@ -144,6 +148,9 @@ pub struct OffersStage {
     /// A rejection is remembered this long (default 3 d); equals
     /// `rules.rejection_ttl`.
     pub rejection_ttl: Duration,
+    /// How old Keepa's data and offers may be (`update`; default: not
+    /// sent, 1 h): offers younger than this cost a flat 5 a product.
+    pub max_age: Option<MaxAge>,
 }
 
 /// The token policy.
@@ -182,6 +189,9 @@ pub struct RecheckConfig {
     pub enabled: bool,
     /// Re-fetch stored products whose data is older than this (default 24 h).
     pub older_than: Duration,
+    /// How old Keepa's data may be when re-fetched (`update`; default: not
+    /// sent, 1 h).
+    pub max_age: Option<MaxAge>,
 }
 
 impl Default for BackfillConfig {
@@ -212,6 +222,7 @@ impl Default for RecheckConfig {
         RecheckConfig {
             enabled: true,
             older_than: Duration::from_secs(DAY),
+            max_age: None,
         }
     }
 }
@@ -365,10 +376,11 @@ fn read_recheck(top: &Table<'_, '_>) -> Result<RecheckConfig, ConfigError> {
     let Some(t) = top.table("recheck")? else {
         return Ok(default);
     };
-    t.check_keys(&["enabled", "older_than"])?;
+    t.check_keys(&["enabled", "older_than", "max_age"])?;
     Ok(RecheckConfig {
         enabled: t.boolean("enabled")?.unwrap_or(true),
         older_than: t.duration("older_than")?.unwrap_or(default.older_than),
+        max_age: max_age::read(&t)?,
     })
 }
 
@@ -389,6 +401,7 @@ fn read_pipeline(p: &Table<'_, '_>) -> Result<Pipeline, ConfigError> {
             "rejection_ttl",
             "stats_days",
             "fresh_for",
+            "max_age",
         ])?;
         let rules = read_rules(&t, Stage::Stats, DEFAULT_STATS_REJECTION_TTL)?;
         let stage = StatsStage {
@@ -399,13 +412,21 @@ fn read_pipeline(p: &Table<'_, '_>) -> Result<Pipeline, ConfigError> {
                 .and_then(|n| u32::try_from(n).ok())
                 .unwrap_or(180),
             fresh_for: t.duration("fresh_for")?.unwrap_or(DEFAULT_FRESH_FOR),
+            max_age: max_age::read(&t)?,
         };
         if t.boolean("enabled")?.unwrap_or(true) {
             pipeline.product_stats = Some(stage);
         }
     }
     if let Some(t) = p.table("product_offers")? {
-        t.check_keys(&["enabled", "rules", "rejection_ttl", "offers", "fresh_for"])?;
+        t.check_keys(&[
+            "enabled",
+            "rules",
+            "rejection_ttl",
+            "offers",
+            "fresh_for",
+            "max_age",
+        ])?;
         let rules = read_rules(&t, Stage::Offers, DEFAULT_OFFERS_REJECTION_TTL)?;
         let stage = OffersStage {
             rejection_ttl: rules.rejection_ttl,
@@ -415,6 +436,7 @@ fn read_pipeline(p: &Table<'_, '_>) -> Result<Pipeline, ConfigError> {
                 .and_then(|n| u8::try_from(n).ok())
                 .unwrap_or(20),
             fresh_for: t.duration("fresh_for")?.unwrap_or(DEFAULT_FRESH_FOR),
+            max_age: max_age::read(&t)?,
         };
         if t.boolean("enabled")?.unwrap_or(true) {
             pipeline.product_offers = Some(stage);

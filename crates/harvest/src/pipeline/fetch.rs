@@ -7,6 +7,7 @@ use keepa::request::{ProductRequest, Request};
 use keepa::{Domain, Response, ValidationError};
 
 use super::{Attempts, HarvestPermit, JobSpec, Retry, Shared, Stage, MAX_ASINS};
+use crate::config::MaxAge;
 use crate::error::{Halt, HarvestError};
 use crate::extract::{self, DealItem, ProductItem};
 use crate::store::Batch;
@@ -20,6 +21,8 @@ pub(crate) struct ProductShape {
     pub(crate) stats_days: u32,
     /// Offers to ask for, if any.
     pub(crate) offers: Option<u32>,
+    /// Keepa's `update` (from the stage's `max_age`; `None`: not sent).
+    pub(crate) update: Option<i64>,
 }
 
 impl ProductShape {
@@ -28,6 +31,9 @@ impl ProductShape {
         let mut r = ProductRequest::asins(domain, asins.iter().copied()).stats(self.stats_days);
         if let Some(n) = self.offers {
             r = r.offers(n);
+        }
+        if let Some(u) = self.update {
+            r = r.update(u);
         }
         r.build()
     }
@@ -51,19 +57,24 @@ pub(crate) struct Fetched {
 
 impl Shared {
     /// The shape of the product request of `stage` (`Stats` or `Offers`)
-    /// in the configured pipeline; the offers stage asks for the stats
-    /// stage's days too (180 without a stats stage).
+    /// in the configured pipeline, with the stage's `max_age`; the offers
+    /// stage asks for the stats stage's days too (180 without a stats
+    /// stage).
     pub(crate) fn product_shape(&self, stage: Stage) -> ProductShape {
         let pipe = &self.cfg.pipeline;
         let stats_days = pipe.product_stats.as_ref().map_or(180, |s| s.stats_days);
-        let offers = match stage {
-            Stage::Offers => pipe.product_offers.as_ref().map(|o| u32::from(o.offers)),
-            _ => None,
+        let (offers, max_age) = match stage {
+            Stage::Offers => pipe
+                .product_offers
+                .as_ref()
+                .map_or((None, None), |o| (Some(u32::from(o.offers)), o.max_age)),
+            _ => (None, pipe.product_stats.as_ref().and_then(|s| s.max_age)),
         };
         ProductShape {
             stage,
             stats_days,
             offers,
+            update: max_age.map(MaxAge::update),
         }
     }
 
@@ -177,7 +188,8 @@ impl Shared {
 
     /// Re-fetches the front of `asins` (as many as the budget grants) with
     /// the pipeline's deepest product shape, so the stored row stays
-    /// complete; their rows go into `pending`. Returns the products fetched.
+    /// complete, and the re-check's own `max_age`; their rows go into
+    /// `pending`. Returns the products fetched.
     pub(crate) async fn refetch(
         &self,
         job: &JobSpec,
@@ -185,7 +197,10 @@ impl Shared {
         pending: &mut Batch,
     ) -> Result<u64, Halt> {
         let list: Vec<&str> = asins.iter().map(String::as_str).collect();
-        let shape = self.deepest_shape();
+        let shape = ProductShape {
+            update: self.cfg.recheck.max_age.map(MaxAge::update),
+            ..self.deepest_shape()
+        };
         let fetched = self
             .fetch_products(job, Stage::Recheck, shape, &list, pending)
             .await?;

@@ -23,16 +23,22 @@ struct Rig {
     sh: Shared,
     server: RunningServer,
     dir: std::path::PathBuf,
+    /// The server's clock.
+    clock: ManualClock,
 }
 
 impl Rig {
     async fn new(faults: &str) -> Rig {
+        Rig::with_config(faults, RunConfig::default_config()).await
+    }
+
+    async fn with_config(faults: &str, cfg: RunConfig) -> Rig {
         let clock = ManualClock::new(START_MS);
         let server = FakeKeepa::builder()
             .keys([KEY])
             .refill_per_minute(20)
             .start_tokens(1_000)
-            .clock(clock)
+            .clock(clock.clone())
             .seed(7)
             .faults(faults.parse().unwrap())
             .start()
@@ -42,7 +48,6 @@ impl Rig {
             .base_url(server.base_url())
             .build()
             .unwrap();
-        let cfg = RunConfig::default_config();
         let gate = Gate::new(
             cfg.budget.policy,
             AnyLedger::default(),
@@ -86,7 +91,12 @@ impl Rig {
             },
             target_deals: None,
         };
-        Rig { sh, server, dir }
+        Rig {
+            sh,
+            server,
+            dir,
+            clock,
+        }
     }
 
     async fn finish(self) {
@@ -240,4 +250,58 @@ async fn a_charge_the_answer_does_not_state_is_estimated_not_zero() {
     // Nothing was taught to the cost model.
     assert_eq!(format!("{:?}", *rig.sh.cost_lock()), format!("{before:?}"));
     rig.finish().await;
+}
+
+/// Offers and data Keepa holds fresher than `max_age` are not collected:
+/// a second re-check two hours later costs the flat 5 a product with
+/// `max_age = "24h"`, and more with the default (1 h).
+#[tokio::test]
+async fn max_age_sends_update_and_fresh_offers_cost_five() {
+    let mut cfg = RunConfig::default_config();
+    cfg.recheck.max_age = Some(crate::config::MaxAge::Hours(24));
+    let recheck_twice = |rig: Rig, later_min: i64| async move {
+        let mut pending = Batch::default();
+        let req: Request = rig.sh.cfg.selection.clone().with_page(0).build().unwrap();
+        let permit = rig.sh.acquire_page(&BACKFILL).await.unwrap();
+        let deals = rig
+            .sh
+            .feed_page(&BACKFILL, permit, &req, &mut pending)
+            .await
+            .unwrap();
+        let asins: Vec<String> = deals.iter().take(10).map(|d| d.asin.clone()).collect();
+        assert_eq!(
+            rig.sh
+                .refetch(&RECHECK, &asins, &mut pending)
+                .await
+                .unwrap(),
+            10
+        );
+        rig.clock.advance_minutes(later_min);
+        rig.server.set_balance(KEY, 1_000);
+        assert_eq!(
+            rig.sh
+                .refetch(&RECHECK, &asins, &mut pending)
+                .await
+                .unwrap(),
+            10
+        );
+        let last = pending.requests.last().unwrap();
+        assert_eq!((last.items, last.status.as_str()), (10, "ok"));
+        let charged = last.charged;
+        rig.finish().await;
+        charged
+    };
+    // 2 h later, with max_age = "24h": every offer list is the cached one
+    // (collected by the first re-check, or by others within the day).
+    let rig = Rig::with_config("", cfg).await;
+    assert_eq!(
+        rig.sh.deepest_shape().update,
+        None,
+        "the stages keep the default"
+    );
+    assert_eq!(recheck_twice(rig, 120).await, Some(10 * 5));
+    // With the default, two hours make them due again.
+    let rig = Rig::new("").await;
+    let charged = recheck_twice(rig, 120).await.unwrap();
+    assert!(charged > 10 * 5, "{charged}");
 }

@@ -143,6 +143,10 @@ pub struct RequestShape {
     pub force_update: bool,
     /// `storefront=1` (sellers).
     pub storefront: bool,
+    /// `update=` as sent (`None`: Keepa's default, 1 hour): how old Keepa's
+    /// data may be before the call collects it again, which sets what the
+    /// offers cost (see [`crate::cost`]).
+    pub update: Option<i64>,
 }
 
 impl RequestShape {
@@ -156,6 +160,7 @@ impl RequestShape {
             buybox: false,
             force_update: false,
             storefront: false,
+            update: None,
         }
     }
 }

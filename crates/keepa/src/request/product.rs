@@ -128,8 +128,11 @@ impl ProductRequest {
         self
     }
 
-    /// `update=H`: -1 never refresh, 0 force a live refresh (+1 token if the
-    /// data was fresh), H > 0 refresh if older than H hours.
+    /// `update=H`: -1 never collect (cached data only; an ASIN Keepa does not
+    /// have costs nothing), 0 always collect (+1 token if the data was under
+    /// an hour old), H > 0 collect only if Keepa's data is older than H hours
+    /// (absent: 1). With offers, offers Keepa collected within H hours are
+    /// not collected again and cost a flat 5 tokens per product.
     pub fn update(mut self, hours: i64) -> Self {
         self.update = Some(hours);
         self
@@ -172,6 +175,7 @@ impl ProductRequest {
             buybox: self.buybox,
             force_update: self.update == Some(0),
             storefront: false,
+            update: self.update,
         };
         Ok(Request {
             endpoint: Endpoint::Product,

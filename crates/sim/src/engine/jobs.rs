@@ -41,9 +41,26 @@ struct PipelineState {
     new_per_hour: f64,
     taken: u64,
     spent: Vec<i64>,
+    /// Items each stage has been charged for.
+    served: Vec<u64>,
 }
 
 impl PipelineState {
+    /// What a request of `items` at the current stage costs when the stage
+    /// has a `fresh_share`: whole tokens, so that the stage's charge so far
+    /// is `round(served × expected per item)`; `None` otherwise.
+    fn mixed_charge(&self, items: u32) -> Option<i64> {
+        let i = self.stage();
+        let s = self
+            .stages
+            .get(i)
+            .filter(|s| i > 0 && s.fresh_share.is_some())?;
+        let per = s.expected_per_item();
+        let cumulative = |n: u64| (n as f64 * per).round() as i64;
+        let done = self.served[i];
+        Some(cumulative(done + u64::from(items)) - cumulative(done))
+    }
+
     fn available(&self, t: Millis) -> u64 {
         let new = (self.new_per_hour * t as f64 / 3_600_000.0).floor() as u64;
         (self.backlog + new).saturating_sub(self.taken)
@@ -85,7 +102,10 @@ impl PipelineState {
             let max = s.max_items_per_request.unwrap_or(MAX_BATCH) as u64;
             return Some(Bulk {
                 per_request: Prediction::exact(0),
-                per_item: Prediction::exact(s.tokens_per_item.unwrap_or(0)),
+                per_item: Prediction::new(
+                    s.expected_per_item().ceil() as i64,
+                    s.tokens_per_item.unwrap_or(0),
+                ),
                 min_batch: 1,
                 max_batch: self.queue[i].min(max) as u32,
                 weight: 1,
@@ -127,6 +147,7 @@ impl PipelineState {
             self.push(1, n);
         } else {
             let n = (items as u64).min(self.queue[i]);
+            self.served[i] += u64::from(items);
             self.queue[i] -= n;
             let s = self.survivors(i, n);
             self.push(i + 1, s);
@@ -179,14 +200,16 @@ impl Job {
     /// predicted cost is `expected`: the prediction, except for a backfill,
     /// charged whole tokens so that its cumulative charge is
     /// `round(done × tokens_per_deal)` (exactly `items × tokens_per_deal`
-    /// for a whole cost).
+    /// for a whole cost), and likewise a pipeline stage with a
+    /// `fresh_share` (see [`Stage::expected_per_item`]).
     pub(super) fn charge(&self, items: u32, expected: i64) -> i64 {
         match &self.kind {
             Kind::Backfill(b) => {
                 let cumulative = |n: u64| (n as f64 * b.per_deal).round() as i64;
                 cumulative(b.done + u64::from(items)) - cumulative(b.done)
             }
-            _ => expected,
+            Kind::Pipeline(p) => p.mixed_charge(items).unwrap_or(expected),
+            Kind::Refresh(_) => expected,
         }
     }
 
@@ -325,6 +348,7 @@ pub(super) fn jobs_of(w: &Workload) -> (Vec<Job>, Vec<Foreign>) {
                     new_per_hour: *feed_new_per_hour,
                     taken: 0,
                     spent: vec![0; stages.len()],
+                    served: vec![0; stages.len()],
                 }),
                 spent: 0,
                 finished_at: (*target_stored == 0).then_some(0),
