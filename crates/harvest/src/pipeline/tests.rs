@@ -268,7 +268,7 @@ async fn max_age_sends_update_and_fresh_offers_cost_five() {
             .feed_page(&BACKFILL, permit, &req, &mut pending)
             .await
             .unwrap();
-        let asins: Vec<String> = deals.iter().take(10).map(|d| d.asin.clone()).collect();
+        let asins: Vec<String> = deals.0.iter().take(10).map(|d| d.asin.clone()).collect();
         assert_eq!(
             rig.sh
                 .refetch(&RECHECK, &asins, &mut pending)
