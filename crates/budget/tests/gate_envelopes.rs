@@ -245,3 +245,33 @@ async fn a_token_answer_that_never_comes_holds_up_no_job() {
     assert_eq!(first.await.unwrap().unwrap().items(), 5);
     assert_eq!(second.await.unwrap().unwrap().items(), 5);
 }
+
+/// A periodic run is due by the gate's clock (the caller's), and is
+/// granted then, whatever the server's clock says: with the server 30 s
+/// behind, not 30 s late.
+#[tokio::test]
+async fn a_periodic_run_is_due_by_the_callers_clock_whatever_the_skew() {
+    let clock = ManualClock::new(T0 + 30_000);
+    let g = gate(&clock, None);
+    g.observe(snap(T0, 600, 10_000, 60));
+    g.register_periodic(
+        JobId(7),
+        T0 + 40_000,
+        300_000,
+        120_000,
+        Prediction::exact(5),
+    );
+    let run = {
+        let g = g.clone();
+        tokio::spawn(async move { g.acquire_periodic(JobId(7)).await })
+    };
+    settle_tasks().await;
+    assert!(!run.is_finished(), "granted before it was due");
+    clock.set_ms(T0 + 40_000);
+    settle_tasks().await;
+    assert!(
+        run.is_finished(),
+        "not granted when due by the caller's clock"
+    );
+    assert!(run.await.unwrap().is_ok());
+}
