@@ -101,6 +101,10 @@ pub(crate) fn classify(err: &anyhow::Error) -> Status {
         if let Some(l) = cause.downcast_ref::<budget::LedgerError>() {
             return ledger_status(l);
         }
+        // Two answers said refill 0 and nothing left: Keepa refused the key.
+        if let Some(budget::gate::GateError::NoPlan) = cause.downcast_ref() {
+            return Status::Refused;
+        }
         if let Some(s) = cause.downcast_ref::<budget::shared::SharedError>() {
             return match s {
                 budget::shared::SharedError::Late(_) => Status::OutOfTokens,
@@ -196,6 +200,12 @@ mod tests {
             .context("while starting")
             .unwrap_err();
         assert_eq!(classify(&e).code(), 2);
+        let e = anyhow::Error::new(HarvestError::Budget {
+            job: harvest::pipeline::Job::Backfill,
+            source: budget::gate::GateError::NoPlan,
+        })
+        .context("running");
+        assert_eq!(classify(&e).code(), 3);
         let e = anyhow::Error::new(Interrupted);
         assert_eq!(classify(&e).code(), 130);
         let e = anyhow::anyhow!("something odd");

@@ -20,6 +20,12 @@
 //! | `offers_failed=P` | each product of a `/product` answer with `offers` says, with probability `P`, that its offers collection failed (`offersSuccessful: false`, no `offers`); charged as served |
 //! | `no_consumed=P` | with probability `P`, a 200 answer lacks `tokensConsumed` (it is charged as usual) |
 //! | `missing_asin=P` | each ASIN of a `/product` request is, with probability `P`, left out of the answer (and not charged), as Keepa leaves out products it does not have |
+//! | `skew=D` | the envelope's `timestamp` is the server's clock plus `D` (`-30s`, `2s`; server time), from `skew_from` on: a server clock skewed from the client's (refill steps stay where the clock puts them) |
+//! | `skew_from=D` | server time after the start from which `skew` applies (default 0: from the first answer); later, it is a step of the server's clock that a client anchored on an earlier answer meets as skew |
+//! | `slow_token=D` | every `/token` answer is delayed by `D` of real time (written at once, delivered late) |
+//! | `zero_refill=P` | with probability `P`, an answer's envelope says `refillRate` 0 (the bucket is not changed) |
+//! | `zero_refill_at=N` | the `N`-th answer of the server (from 1, any endpoint) says `refillRate` 0 |
+//! | `bad_key=true` | every key is answered as Keepa answers a key it refuses: HTTP 200, every token field 0 (`refillRate` included), nothing run or charged; a data endpoint also gets an `error` object |
 //!
 //! The same keys work in TOML (`latency = "20ms..2s"`, `5xx = 0.05`,
 //! `foreign = "8/min"`). Probabilities are drawn from a generator seeded by
@@ -47,7 +53,7 @@ pub enum FaultSpecError {
     #[error("fault spec part {0:?} is not name=value")]
     NotAPair(String),
     /// An unknown fault name.
-    #[error("unknown fault {0:?} (known: 5xx, latency, hang, hang_for, reset, garbage, foreign, foreign_max, inbody, inbody_limit, nopayload, bad_deal, offers_failed, no_consumed, missing_asin)")]
+    #[error("unknown fault {0:?} (known: 5xx, latency, hang, hang_for, reset, garbage, foreign, foreign_max, inbody, inbody_limit, nopayload, bad_deal, offers_failed, no_consumed, missing_asin, skew, skew_from, slow_token, zero_refill, zero_refill_at, bad_key)")]
     UnknownFault(String),
     /// A value that does not parse or is out of range.
     #[error("bad value {value:?} for fault {name}: {why}")]
@@ -97,6 +103,18 @@ pub struct FaultSpec {
     pub no_consumed: f64,
     /// Probability, per ASIN asked, that the answer leaves it out.
     pub missing_asin: f64,
+    /// Added to the envelope's `timestamp` (server ms), from `skew_from_ms` on.
+    pub skew_ms: i64,
+    /// Server ms after the start from which `skew_ms` applies.
+    pub skew_from_ms: i64,
+    /// Real-time delay of every `/token` answer.
+    pub slow_token: Option<Duration>,
+    /// Probability that an answer's envelope says `refillRate` 0.
+    pub zero_refill: f64,
+    /// The answer (counted from 1) whose envelope says `refillRate` 0.
+    pub zero_refill_at: Option<u64>,
+    /// Every key answered as a refused key: HTTP 200, every token field 0.
+    pub bad_key: bool,
 }
 
 impl Default for FaultSpec {
@@ -117,6 +135,12 @@ impl Default for FaultSpec {
             offers_failed: 0.0,
             no_consumed: 0.0,
             missing_asin: 0.0,
+            skew_ms: 0,
+            skew_from_ms: 0,
+            slow_token: None,
+            zero_refill: 0.0,
+            zero_refill_at: None,
+            bad_key: false,
         }
     }
 }
@@ -143,11 +167,12 @@ impl FaultSpec {
                 toml::Value::String(s) => s.clone(),
                 toml::Value::Integer(i) => i.to_string(),
                 toml::Value::Float(f) => f.to_string(),
+                toml::Value::Boolean(b) => b.to_string(),
                 other => {
                     return Err(FaultSpecError::BadValue {
                         name: name.clone(),
                         value: other.to_string(),
-                        why: "expected a string or a number",
+                        why: "expected a string, a number or a boolean",
                     })
                 }
             };
@@ -224,6 +249,41 @@ impl FaultSpec {
                     return Err(bad("at least 1"));
                 }
                 self.foreign_max_cost = n;
+            }
+            "skew" => {
+                let (sign, magnitude) = match value.trim().strip_prefix('-') {
+                    Some(rest) => (-1, rest),
+                    None => (1, value.trim().trim_start_matches('+')),
+                };
+                let d = parse_duration(magnitude)
+                    .ok_or_else(|| bad("expected a signed duration like -30s"))?;
+                self.skew_ms = sign * d.as_millis() as i64;
+            }
+            "skew_from" => {
+                let d = parse_duration(value).ok_or_else(|| bad("expected a duration like 2m"))?;
+                self.skew_from_ms = d.as_millis() as i64;
+            }
+            "slow_token" => {
+                self.slow_token =
+                    Some(parse_duration(value).ok_or_else(|| bad("expected a duration like 2s"))?)
+            }
+            "zero_refill" => self.zero_refill = prob()?,
+            "zero_refill_at" => {
+                let n: u64 = value
+                    .trim()
+                    .parse()
+                    .map_err(|_| bad("expected an answer number"))?;
+                if n < 1 {
+                    return Err(bad("answers count from 1"));
+                }
+                self.zero_refill_at = Some(n);
+            }
+            "bad_key" => {
+                self.bad_key = match value.trim() {
+                    "true" | "1" | "yes" => true,
+                    "false" | "0" | "no" => false,
+                    _ => return Err(bad("expected true or false")),
+                }
             }
             other => return Err(FaultSpecError::UnknownFault(other.to_string())),
         }
@@ -327,5 +387,33 @@ mod tests {
         assert!("latency=2s..1s".parse::<FaultSpec>().is_err());
         assert!("foreign=8/week".parse::<FaultSpec>().is_err());
         assert!("".parse::<FaultSpec>().unwrap().is_empty());
+        for bad in [
+            "skew=-x",
+            "zero_refill=1.5",
+            "zero_refill_at=0",
+            "bad_key=maybe",
+            "slow_token=-1s",
+        ] {
+            assert!(bad.parse::<FaultSpec>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn envelope_faults_parse_in_both_forms() {
+        let a: FaultSpec =
+            "skew=-30s,skew_from=2m,slow_token=2s,zero_refill=0.1,zero_refill_at=3,bad_key=true"
+                .parse()
+                .unwrap();
+        assert_eq!(a.skew_ms, -30_000);
+        assert_eq!(a.skew_from_ms, 120_000);
+        assert_eq!(a.slow_token, Some(Duration::from_secs(2)));
+        assert_eq!(a.zero_refill_at, Some(3));
+        assert!(a.bad_key);
+        let b = FaultSpec::from_toml_str(
+            "skew = \"-30s\"\nskew_from = \"2m\"\nslow_token = \"2s\"\nzero_refill = 0.1\nzero_refill_at = 3\nbad_key = true\n",
+        )
+        .unwrap();
+        assert_eq!(a, b);
+        assert_eq!("skew=+2s".parse::<FaultSpec>().unwrap().skew_ms, 2_000);
     }
 }

@@ -45,7 +45,7 @@ impl<P: Policy + 'static, C: Clock, L: LedgerStore + 'static> Gate<P, C, L> {
                 sh.store.load(&mine)
             };
             let loaded = load.await?;
-            let now = self.inner.clock.now_ms();
+            let now = self.server_now();
             match self.decide_step(job, now, &loaded)? {
                 Step::Again => continue,
                 Step::Reserve(g, vtime, reserve) => {
@@ -70,10 +70,25 @@ impl<P: Policy + 'static, C: Clock, L: LedgerStore + 'static> Gate<P, C, L> {
     /// gets no permit.
     fn decide_step(&self, job: JobId, now: Millis, loaded: &Loaded) -> Result<Step, GateError> {
         let mut sh = self.lock();
+        if sh.no_plan {
+            return Err(GateError::NoPlan);
+        }
+        if !sh.sync_in_flight && sh.doubt.ask() {
+            // An implausible envelope was held back: ask for a second answer.
+            return Ok(Step::Sync(loaded.view.is_some()));
+        }
         let demands = adopt_and_demands(&mut sh, loaded, now);
         let remote = |j: JobId| j.0 >= REMOTE_JOB_BASE && j != job;
         let recheck = loaded.recheck_in_ms.map(|ms| now + ms.max(1));
-        let decision = sh.sched.decide_view(now, loaded.view.clone(), &demands);
+        let mut view = loaded.view.clone();
+        if sh.sync_in_flight {
+            // A `/token` answer is awaited: decide on the projection
+            // meanwhile, as if it had come.
+            if let Some(v) = view.as_mut() {
+                v.last_sync = Some(v.last_sync.map_or(now, |s| s.max(now)));
+            }
+        }
+        let decision = sh.sched.decide_view(now, view, &demands);
         tracing::trace!(
             job = job.0,
             now,
@@ -154,46 +169,106 @@ impl<P: Policy + 'static, C: Clock, L: LedgerStore + 'static> Gate<P, C, L> {
         Permit::new(self.clone(), reservation, g)
     }
 
-    /// Calls `/token` (if the gate can) and stores what it says; `known`:
-    /// whether the store holds a snapshot to go on without an answer.
+    /// Calls `/token` (if the gate can; one call at a time, in the
+    /// background) and waits for its answer: with a snapshot `known`, at
+    /// most [`SYNC_PATIENCE`](super::SYNC_PATIENCE), after which this waiter
+    /// too decides on the projection (a slow answer holds up no job); with
+    /// nothing known, until something changes.
     async fn sync_step(
         &self,
         now: Millis,
         known: bool,
         changed: Pin<&mut Notified<'_>>,
     ) -> Result<(), GateError> {
-        let snap = match &self.inner.token {
-            Some(t) => t.sync().await,
-            None => None,
-        };
-        let ops = {
-            let mut sh = self.lock();
-            sh.syncs += 1;
-            match snap {
-                Some(s) => Some((sh.store.note_sync(now), Some(sh.store.observe(s)))),
+        let Some(token) = &self.inner.token else {
+            self.lock().syncs += 1;
+            if known {
                 // No /token available: note the attempt, trust the projection.
-                None if known => Some((sh.store.note_sync(now), None)),
-                None => None,
+                let noted = self.lock().store.note_sync(now);
+                noted.await?;
+            } else {
+                // Nothing known and no way to ask: wait for an envelope
+                // from elsewhere instead of spinning.
+                changed.await;
             }
-        };
-        let Some((noted, observed)) = ops else {
-            // Nothing known and no way to ask: wait for an
-            // envelope from elsewhere instead of spinning.
-            changed.await;
             return Ok(());
         };
-        noted.await?;
-        if let Some(o) = observed {
-            o.await?;
+        let start = {
+            let mut sh = self.lock();
+            let start = !sh.sync_in_flight;
+            if start {
+                sh.sync_in_flight = true;
+                sh.syncs += 1;
+            }
+            start
+        };
+        if start {
+            let gate = self.clone();
+            let call = async move {
+                let snap = match &gate.inner.token {
+                    Some(t) => t.sync().await,
+                    None => None,
+                };
+                gate.after_sync(snap).await;
+            };
+            match tokio::runtime::Handle::try_current() {
+                Ok(rt) => drop(rt.spawn(call)),
+                // No runtime to run it beside: this waiter awaits it.
+                Err(_) => {
+                    let snap = token.sync().await;
+                    self.after_sync(snap).await;
+                }
+            }
+        }
+        if known {
+            let scale = self.inner.clock.time_scale().unwrap_or(1.0);
+            let patience = (super::SYNC_PATIENCE.as_secs_f64() * 1000.0 * scale) as i64;
+            self.wait_step(Some(now.saturating_add(patience.max(1))), changed)
+                .await;
+        } else {
+            changed.await;
         }
         Ok(())
     }
 
-    /// Sleeps until `until` (server time) or the next change, whichever
-    /// comes first; without an instant, until the next change.
+    /// Takes in a `/token` answer (`None`: none came): screened, measured,
+    /// adopted, the call noted at the instant it ended; then wakes the
+    /// waiters, unless nothing came and nothing is known (they would only
+    /// ask again at once).
+    async fn after_sync(&self, snap: Option<keepa::TokenSnapshot>) {
+        let local = self.inner.clock.now_ms();
+        let (noted, observed, news) = {
+            let mut sh = self.lock();
+            sh.sync_in_flight = false;
+            let believed = snap.and_then(|s| sh.believe(local, s, false));
+            let now = sh.offset.to_server(local);
+            let known = believed.is_some() || sh.store.view().is_some();
+            let noted = known.then(|| sh.store.note_sync(now));
+            let observed = believed.map(|s| sh.store.observe(s));
+            (noted, observed, snap.is_some() || known)
+        };
+        if let Some(fut) = noted {
+            if let Err(e) = fut.await {
+                tracing::warn!(error = %e, "budget: ledger note_sync failed");
+            }
+        }
+        if let Some(fut) = observed {
+            if let Err(e) = fut.await {
+                tracing::warn!(error = %e, "budget: ledger observe failed");
+            }
+        }
+        if news {
+            self.inner.changed.notify_waiters();
+        }
+    }
+
+    /// Sleeps until `until` (server time, on the clock through the measured
+    /// offset) or the next change, whichever comes first; without an
+    /// instant, until the next change.
     async fn wait_step(&self, until: Option<Millis>, changed: Pin<&mut Notified<'_>>) {
         match until {
             Some(at) => {
+                let at = self.lock().offset.to_local(at);
                 tokio::select! {
                     _ = self.inner.clock.sleep_until(at) => {}
                     _ = changed => {}

@@ -14,7 +14,18 @@
 //!   (≤ 0) makes every waiter sleep until the next refill step: no storm.
 //! - `/token` is called (through [`TokenSync`]) only when a decision rests on
 //!   a refill step no envelope confirmed and work is waiting (a grant's
-//!   admission; under `flow`, any bulk decision), at most once per step.
+//!   admission; under `flow`, any bulk decision), at most once per step,
+//!   and never twice at once. A slow answer holds up only its own request:
+//!   while it is awaited every waiter decides on the projection (the one
+//!   that asked after [`SYNC_PATIENCE`] of real time).
+//! - The gate waits in server time: it measures the offset of the server's
+//!   clock from its own from every envelope (`timestamp` against the
+//!   instant it arrived), so a skewed local clock causes no 429 and no wait
+//!   beyond one refill step (see `trust::ServerOffset`).
+//! - One implausible envelope (a refill rate of 0) is not believed until a
+//!   second answer confirms it (the gate asks `/token`); a confirmed refill
+//!   of 0 with nothing left ends every `acquire` with [`GateError::NoPlan`]
+//!   (see `trust::Doubt`).
 //! - The ledger is any [`LedgerStore`]: the in-process [`Ledger`] (default)
 //!   or a shared one (`RedisLedger`, feature `redis`). A decision is applied
 //!   only to the state it was taken on (the store's conditional
@@ -49,6 +60,7 @@
 mod acquire;
 mod permit;
 mod queue;
+mod trust;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -56,6 +68,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
+use std::time::Duration;
 
 use keepa::TokenSnapshot;
 use tokio::sync::Notify;
@@ -68,6 +81,11 @@ use crate::Scheduler;
 
 use keepa::clock::Clock;
 pub use permit::Permit;
+use trust::{Doubt, ServerOffset, Verdict};
+
+/// How long (real time) the waiter that called `/token` waits for its
+/// answer before it decides on the projection like every other waiter.
+pub const SYNC_PATIENCE: Duration = Duration::from_secs(1);
 
 /// Calls Keepa's free `/token` endpoint.
 pub trait TokenSync: Send + Sync + 'static {
@@ -108,6 +126,13 @@ pub enum GateError {
     /// The ledger's store failed (a shared store unreachable, say).
     #[error(transparent)]
     Store(#[from] LedgerError),
+    /// Two answers in a row said refill 0 and no tokens left (Keepa's
+    /// answer to a key it refuses): no request will ever be admitted.
+    #[error(
+        "the API key was refused or has no plan: refillRate 0 and no tokens left, \
+         in two answers in a row"
+    )]
+    NoPlan,
 }
 
 /// Job ids from here up name other processes' jobs inside a gate.
@@ -122,9 +147,63 @@ struct Shared<P, L> {
     /// Jobs waiting in `acquire`, with what they need.
     waiting: BTreeMap<JobId, Need>,
     syncs: u64,
+    /// A `/token` call is awaited.
+    sync_in_flight: bool,
+    /// The server's clock against ours.
+    offset: ServerOffset,
+    /// An implausible envelope waiting for confirmation.
+    doubt: Doubt,
+    /// [`GateError::NoPlan`] was confirmed.
+    no_plan: bool,
 }
 
 impl<P, L> Shared<P, L> {
+    /// What to adopt of `s`, received at local time `local` (`refused`: a
+    /// 429's): measures the server's clock from a believed envelope.
+    fn believe(&mut self, local: Millis, s: TokenSnapshot, refused: bool) -> Option<TokenSnapshot> {
+        match self.doubt.screen(s) {
+            Verdict::Believe(s) => {
+                if refused {
+                    self.offset.reset(local, s.timestamp_ms);
+                } else {
+                    self.offset.sample(local, s.timestamp_ms);
+                }
+                Some(s)
+            }
+            Verdict::Hold => {
+                tracing::warn!(
+                    rate = s.refill_rate,
+                    left = s.tokens_left,
+                    "budget: an answer says refillRate 0; not believed until a second answer confirms it"
+                );
+                None
+            }
+            Verdict::NoPlan => {
+                self.no_plan = true;
+                None
+            }
+        }
+    }
+
+    /// `outcome` as the store gets it, received at local time `local`: its
+    /// envelope screened, a timeout's instant (read from the gate's clock)
+    /// in server time.
+    fn screen_outcome(&mut self, local: Millis, outcome: Outcome) -> Outcome {
+        match outcome {
+            Outcome::Charged { consumed, snapshot } => Outcome::Charged {
+                consumed,
+                snapshot: snapshot.and_then(|s| self.believe(local, s, false)),
+            },
+            Outcome::Refused { snapshot } => Outcome::Refused {
+                snapshot: snapshot.and_then(|s| self.believe(local, s, true)),
+            },
+            Outcome::TimedOut { at } => Outcome::TimedOut {
+                at: self.offset.to_server(at),
+            },
+            Outcome::Unsent => Outcome::Unsent,
+        }
+    }
+
     fn published(&self) -> Published {
         Published {
             waiting: self
@@ -184,6 +263,10 @@ impl<P: Policy + 'static, C: Clock, L: LedgerStore + 'static> Gate<P, C, L> {
                     periodic: BTreeMap::new(),
                     waiting: BTreeMap::new(),
                     syncs: 0,
+                    sync_in_flight: false,
+                    offset: ServerOffset::default(),
+                    doubt: Doubt::default(),
+                    no_plan: false,
                 }),
                 changed,
                 clock,
@@ -196,9 +279,22 @@ impl<P: Policy + 'static, C: Clock, L: LedgerStore + 'static> Gate<P, C, L> {
         self.inner.shared.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// The clock.
+    /// The clock (local time: see [`server_now`](Self::server_now)).
     pub fn clock(&self) -> &C {
         &self.inner.clock
+    }
+
+    /// Server time now: the clock plus the offset measured from envelopes
+    /// (never ahead of the server's clock as its envelopes show it).
+    pub fn server_now(&self) -> Millis {
+        let local = self.inner.clock.now_ms();
+        self.lock().offset.to_server(local)
+    }
+
+    /// The measured offset of the server's clock from [`clock`](Self::clock),
+    /// milliseconds (0 before any envelope).
+    pub fn server_offset_ms(&self) -> Millis {
+        self.lock().offset.offset()
     }
 
     /// `/token` calls made so far.
@@ -208,23 +304,41 @@ impl<P: Policy + 'static, C: Clock, L: LedgerStore + 'static> Gate<P, C, L> {
 
     /// Projected balance now (for a shared store: as of its last read).
     pub fn balance(&self) -> Option<i64> {
-        let now = self.inner.clock.now_ms();
+        let now = self.server_now();
         self.lock().store.view().map(|v| v.balance_at(now))
     }
 
-    /// Adopts an envelope seen outside a permit (e.g. a `/token` call).
+    /// Adopts an envelope seen outside a permit (e.g. a `/token` call),
+    /// received now; an implausible one only once confirmed.
     pub fn observe(&self, snapshot: TokenSnapshot) {
-        let fut = self.lock().store.observe(snapshot);
-        self.finish(fut, "observe");
+        let local = self.inner.clock.now_ms();
+        let fut = {
+            let mut sh = self.lock();
+            sh.believe(local, snapshot, false)
+                .map(|s| sh.store.observe(s))
+        };
+        match fut {
+            Some(fut) => self.finish(fut, "observe"),
+            None => self.inner.changed.notify_waiters(),
+        }
     }
 
     /// [`observe`](Self::observe), waiting until the store has it; resolves
-    /// to whether the snapshot was adopted (newer than the one held).
+    /// to whether the snapshot was adopted (believed, and newer than the
+    /// one held).
     pub async fn observe_confirmed(&self, snapshot: TokenSnapshot) -> Result<bool, GateError> {
-        let fut = self.lock().store.observe(snapshot);
-        let r = fut.await;
+        let local = self.inner.clock.now_ms();
+        let fut = {
+            let mut sh = self.lock();
+            sh.believe(local, snapshot, false)
+                .map(|s| sh.store.observe(s))
+        };
+        let r = match fut {
+            Some(fut) => fut.await.map_err(GateError::from),
+            None => Ok(false),
+        };
         self.inner.changed.notify_waiters();
-        Ok(r?)
+        r
     }
 
     /// Declares a periodic job: first run due at `first_due`, then every
@@ -255,7 +369,12 @@ impl<P: Policy + 'static, C: Clock, L: LedgerStore + 'static> Gate<P, C, L> {
     }
 
     fn settle_reservation(&self, id: ReservationId, outcome: Outcome) {
-        let fut = self.lock().store.settle(id, outcome);
+        let local = self.inner.clock.now_ms();
+        let fut = {
+            let mut sh = self.lock();
+            let outcome = sh.screen_outcome(local, outcome);
+            sh.store.settle(id, outcome)
+        };
         self.finish(fut, "settle");
     }
 

@@ -43,7 +43,8 @@ impl<P: Policy + 'static, C: Clock, L: LedgerStore + 'static> Permit<P, C, L> {
         self.reservation
     }
 
-    /// Settles with the request's outcome. With a shared store the write
+    /// Settles with the request's outcome (a timeout's instant read from
+    /// the gate's [`clock`](Gate::clock)). With a shared store the write
     /// completes in the background (a failure is logged; the lease then
     /// releases the reservation); use [`settle_confirmed`](Self::settle_confirmed)
     /// to wait for it.
@@ -55,7 +56,12 @@ impl<P: Policy + 'static, C: Clock, L: LedgerStore + 'static> Permit<P, C, L> {
     /// Settles with the request's outcome and waits until the store has it.
     pub async fn settle_confirmed(mut self, outcome: Outcome) -> Result<(), GateError> {
         self.settled = true;
-        let fut = self.gate.lock().store.settle(self.reservation, outcome);
+        let local = self.gate.inner.clock.now_ms();
+        let fut = {
+            let mut sh = self.gate.lock();
+            let outcome = sh.screen_outcome(local, outcome);
+            sh.store.settle(self.reservation, outcome)
+        };
         let r = fut.await;
         self.gate.inner.changed.notify_waiters();
         Ok(r?)

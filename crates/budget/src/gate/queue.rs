@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use super::{Shared, REMOTE_JOB_BASE};
-use crate::demand::{Demand, JobId, Millis, Need};
+use crate::demand::{Demand, JobId, Millis, Need, Periodic};
 use crate::policy::Policy;
 use crate::store::Loaded;
 
@@ -85,15 +85,21 @@ pub(super) fn not_before_a_step(
     }
 }
 
+/// This process's demands, their instants (read from the gate's clock)
+/// in server time, as `now` is.
 fn demands<P, L>(sh: &Shared<P, L>, now: Millis) -> Vec<Demand> {
     let mut out = Vec::with_capacity(sh.periodic.len() + sh.waiting.len());
+    let server = |mut p: Periodic| {
+        p.next_due = sh.offset.to_server(p.next_due);
+        p
+    };
     for (job, p) in &sh.periodic {
         if sh.waiting.contains_key(job) {
             continue;
         }
         // A periodic job not waiting right now still counts for the reserve,
         // but cannot be granted: its next run is treated as not yet due.
-        let mut p = *p;
+        let mut p = server(*p);
         if p.next_due <= now {
             p.next_due = now + 1;
         }
@@ -104,10 +110,11 @@ fn demands<P, L>(sh: &Shared<P, L>, now: Millis) -> Vec<Demand> {
     }
     for (job, need) in &sh.waiting {
         let need = match need {
-            Need::Periodic(_) => match sh.periodic.get(job) {
-                Some(p) => Need::Periodic(*p),
-                None => *need,
-            },
+            Need::Periodic(p) => Need::Periodic(server(*sh.periodic.get(job).unwrap_or(p))),
+            Need::Bulk(b) if b.not_before != Millis::MIN => Need::Bulk(crate::demand::Bulk {
+                not_before: sh.offset.to_server(b.not_before),
+                ..*b
+            }),
             Need::Bulk(_) => *need,
         };
         out.push(Demand { job: *job, need });
@@ -120,7 +127,7 @@ mod tests {
     use keepa::TokenSnapshot;
 
     use super::*;
-    use crate::demand::{Periodic, Prediction};
+    use crate::demand::Prediction;
     use crate::ledger::Ledger;
 
     const NOW: Millis = 1_000_000;

@@ -24,6 +24,7 @@ mod routing;
 mod transport;
 mod validate;
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
@@ -69,6 +70,8 @@ pub(crate) struct Shared {
     fault_rng: Mutex<ChaCha8Rng>,
     /// The bad-answer faults' own generator (`bad_answers`).
     bad_rng: Mutex<ChaCha8Rng>,
+    /// Envelopes written so far (`zero_refill` faults).
+    envelopes: AtomicU64,
     shutdown: watch::Receiver<bool>,
 }
 
@@ -152,6 +155,7 @@ impl Shared {
             start_ms,
             books: Mutex::new(books),
             collected: Mutex::new(collected::Collections::default()),
+            envelopes: AtomicU64::new(0),
             shutdown,
         })
     }
@@ -215,7 +219,8 @@ impl Shared {
         Ok(n)
     }
 
-    /// The envelope of an answer written at `now` (zeros without an account).
+    /// The envelope of an answer written at `now` (zeros without an
+    /// account), with the envelope faults (`skew`, `zero_refill`).
     fn envelope(
         &self,
         account: Option<&Account>,
@@ -223,13 +228,25 @@ impl Shared {
         consumed: i64,
         started: Instant,
     ) -> Map<String, Value> {
+        let faults = &self.settings.faults;
+        let n = self.envelopes.fetch_add(1, Ordering::Relaxed) + 1;
+        let zero_refill = faults.zero_refill_at == Some(n)
+            || (faults.zero_refill > 0.0
+                && (crate::rng::hash(self.settings.seed, 902, n) as f64 / u64::MAX as f64)
+                    < faults.zero_refill);
         let mut m = Map::new();
-        m.insert("timestamp".into(), json!(now));
+        let skewed = now - self.start_ms >= faults.skew_from_ms;
+        let stamp = now.saturating_add(if skewed { faults.skew_ms } else { 0 });
+        m.insert("timestamp".into(), json!(stamp));
         let (left, refill_in, rate) = match account {
             Some(a) => (
                 a.bucket.balance(),
                 a.bucket.refill_in(now),
-                a.bucket.rate_at(now),
+                if zero_refill {
+                    0
+                } else {
+                    a.bucket.rate_at(now)
+                },
             ),
             None => (0, 0, 0),
         };

@@ -209,6 +209,21 @@ impl<'a> Answer<'a> {
         Outcome::plain(err.status, self.body(err.status, 0, None, Some(err)))
     }
 
+    /// Keepa's answer to a key it refuses (fault `bad_key`): HTTP 200,
+    /// every token field 0; a data endpoint also gets an `error` object.
+    fn bad_key(&self) -> Outcome {
+        lock(&self.shared.books).accounts[self.idx].count(self.endpoint, 200);
+        let env = self.shared.envelope(None, self.at(), 0, self.started);
+        let body = match self.endpoint {
+            "token" => Value::Object(env),
+            _ => error_body(
+                env,
+                &ApiError::new(StatusCode::OK, "invalidParameter", "invalid API key"),
+            ),
+        };
+        Outcome::plain(StatusCode::OK, body)
+    }
+
     /// 429 with the bare envelope.
     fn too_many(&self) -> Outcome {
         let status = StatusCode::TOO_MANY_REQUESTS;
@@ -274,6 +289,9 @@ pub(super) async fn keepa_route(
         Err(outcome) => return outcome,
     };
     let answer = Answer::new(&arrival, endpoint, idx);
+    if shared.settings.faults.bad_key {
+        return answer.bad_key();
+    }
     if let Some(status) = draw.server_error {
         lock(&shared.books).faults.server_errors += 1;
         let message = "fault injection: server error";

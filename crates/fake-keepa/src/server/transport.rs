@@ -226,6 +226,9 @@ async fn handle(
         started,
     )
     .await;
+    if let (Some("token"), Some(d)) = (endpoint, shared.settings.faults.slow_token) {
+        sleep_unless_shutdown(&shared, d).await;
+    }
     let response = deliver(&shared, outcome).await;
     announce_time_scale(response, &shared)
 }
