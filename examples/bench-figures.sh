@@ -2,7 +2,7 @@
 # Issue 13's checks of the figures, in one script (release build first:
 # `cargo build --release -p keepa-harvest`). Writes its files under $OUT
 # (default: a new temporary directory) and prints three tables:
-#   1. time scales: `run --sandbox --target-deals 500` at x600, x2000 and
+#   1. time scales: `run --sandbox --target-deals 500` at x600, x1000, x2000 and
 #      x5000, seeds 7, 8, 9: whole-run utilization and late refresh periods;
 #   2. a feed-limited 10,000-deal run against a standalone fake (200/min):
 #      the summary's utilization against spent / available from the fake's
@@ -20,7 +20,7 @@ field() { python3 -c "import json,sys; d=json.load(open(sys.argv[1])); print(d[s
 if [ "${SKIP_SCALES:-}" != 1 ]; then
 echo "| time scale | seed | deals | utilization | refresh late / due | p99 delay (s) | own 429s | limited by | wall (s) |"
 echo "|---|---|---|---|---|---|---|---|---|"
-for scale in 600 2000 5000; do
+for scale in ${SCALES:-600 1000 2000 5000}; do
   for seed in 7 8 9; do
     n=scale-$scale-$seed
     rm -f $n.db*

@@ -41,6 +41,10 @@ pub struct Question {
     pub refresh: Option<(f64, i64)>,
     /// The offers stage at a `max_age` (see [`OffersAge`]).
     pub offers_age: Option<OffersAge>,
+    /// The debt the job may end with (tokens, ≥ 0): Keepa charges the last
+    /// request in full below zero, so a run is done when that request goes,
+    /// not when its debt is paid back. 0 (the default) counts the payback.
+    pub end_debt: i64,
 }
 
 /// The offers stage read at a `max_age`: of the offers part of
@@ -78,6 +82,7 @@ impl Question {
             bucket_max: None,
             refresh: None,
             offers_age: None,
+            end_debt: 0,
         }
     }
 
@@ -245,21 +250,23 @@ const DAY_MS: f64 = 86_400_000.0;
 const STEP_MS: i64 = 60_000;
 
 /// The default reading (no refresher): done when the debt of the last
-/// requests is paid back, at a refill step (the first lands at 60 s);
-/// the frontier is the first step with `start + k × R ≥ total`.
+/// requests is paid back down to [`Question::end_debt`], at a refill step
+/// (the first lands at 60 s); the frontier is the first step with
+/// `start + k × R + end_debt ≥ total`.
 fn paid_back(r: &mut crate::Report, q: &Question, end_balance: i64) {
     let Some(days) = r.days_to_target else {
         return;
     };
     let rate = q.refill_per_minute;
     let steps = |owed: i64| (owed.max(0) + rate - 1) / rate;
+    let debt = q.end_debt.max(0);
     let mut end_ms = (days * DAY_MS).round() as i64;
-    if end_balance < 0 {
-        end_ms = (end_ms / STEP_MS + steps(-end_balance)) * STEP_MS;
+    if end_balance < -debt {
+        end_ms = (end_ms / STEP_MS + steps(-end_balance - debt)) * STEP_MS;
     }
     let total = (q.deals as f64 * q.tokens_per_deal).round() as i64;
     let start = q.start_tokens.unwrap_or(q.cap());
-    let frontier_ms = steps(total.saturating_sub(start)) * STEP_MS;
+    let frontier_ms = steps(total.saturating_sub(start).saturating_sub(debt)) * STEP_MS;
     r.days_to_target = Some(end_ms as f64 / DAY_MS);
     r.frontier_days = r.frontier_days.map(|_| frontier_ms as f64 / DAY_MS);
     r.deals_per_hour = r.deals as f64 / (end_ms.max(1) as f64 / 3_600_000.0);
@@ -389,6 +396,18 @@ mod tests {
         assert!(a
             .sentence
             .ends_with("at once (the starting balance covers it)"));
+    }
+
+    #[test]
+    fn a_run_may_end_in_the_debt_of_its_last_request() {
+        // 4,632 tokens from 3,600 at 60/min: 18 steps to pay everything,
+        // 17 when the run may end 72 tokens below zero.
+        let mut q = Question::new(60, 300, 15.44);
+        let paid = estimate(q).unwrap().days.unwrap() * 1440.0;
+        q.end_debt = 72;
+        let owed = estimate(q).unwrap().days.unwrap() * 1440.0;
+        assert!(owed < paid, "{owed} vs {paid}");
+        assert!((16.0..=17.0).contains(&owed), "{owed}");
     }
 
     #[test]

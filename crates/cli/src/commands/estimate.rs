@@ -70,6 +70,7 @@ struct RunFigures {
     refill_per_minute: Option<i64>,
     start_balance: Option<i64>,
     bucket_max: Option<i64>,
+    tokens_left: Option<i64>,
     limited_by: Option<String>,
     keepa_elapsed_s: Option<f64>,
 }
@@ -171,6 +172,9 @@ impl EstimateArgs {
             path,
         )?);
         q.bucket_max = f.bucket_max;
+        // The run ended in its last request's debt (Keepa charges in full
+        // below zero): the estimate of that run may too.
+        q.end_debt = f.tokens_left.map_or(0, |l| (-l).max(0));
         q.refresh = refresh;
         q.offers_age = offers_age;
         Ok((q, Some(f)))
