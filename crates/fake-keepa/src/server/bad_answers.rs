@@ -8,7 +8,7 @@ use rand::Rng;
 use serde_json::{Map, Value};
 
 use super::validate::Work;
-use super::{lock, Shared};
+use super::{lock, uniforms, Shared};
 
 /// The bad-answer faults drawn for one request.
 #[derive(Debug, Default, Clone, Copy)]
@@ -35,16 +35,7 @@ pub(super) fn draw(shared: &Shared, endpoint: &str) -> BadDraw {
     if !any || !matches!(endpoint, "product" | "deal") {
         return BadDraw::default();
     }
-    let mut r = lock(&shared.bad_rng);
-    let (a, b, c, d, e, f, g): (f64, f64, f64, f64, f64, f64, f64) = (
-        r.random(),
-        r.random(),
-        r.random(),
-        r.random(),
-        r.random(),
-        r.random(),
-        r.random(),
-    );
+    let [a, b, c, d, e, f, g] = uniforms(&shared.bad_rng);
     BadDraw {
         in_body: if a < spec.in_body {
             Some(false)

@@ -122,6 +122,13 @@ fn error_body(env: Map<String, Value>, err: &ApiError) -> Value {
     Value::Object(m)
 }
 
+/// `N` uniform draws in `[0, 1)` from `rng`, in order: a fault kind draws
+/// the same count on every request, so its sequence stays aligned.
+fn uniforms<const N: usize>(rng: &Mutex<ChaCha8Rng>) -> [f64; N] {
+    let mut r = lock(rng);
+    std::array::from_fn(|_| rand::Rng::random(&mut *r))
+}
+
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }

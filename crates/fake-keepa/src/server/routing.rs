@@ -9,14 +9,13 @@ use std::time::Instant;
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::{Method, Response, StatusCode};
-use rand::Rng;
 use serde_json::{json, Map, Value};
 
 use super::bad_answers;
 use super::execute::execute;
 use super::transport::respond;
 use super::validate::{param, validate, Query, Work};
-use super::{error_body, lock, ApiError, Shared};
+use super::{error_body, lock, uniforms, ApiError, Shared};
 
 /// Keepa endpoints the server knows.
 pub(super) const ENDPOINTS: [&str; 8] = [
@@ -61,16 +60,7 @@ struct Draw {
 
 fn draw_faults(shared: &Shared) -> Draw {
     let spec = &shared.settings.faults;
-    let mut r = lock(&shared.fault_rng);
-    // Always draw the same number of values so the sequence stays aligned.
-    let (a, b, c, d, e, f): (f64, f64, f64, f64, f64, f64) = (
-        r.random(),
-        r.random(),
-        r.random(),
-        r.random(),
-        r.random(),
-        r.random(),
-    );
+    let [a, b, c, d, e, f] = uniforms(&shared.fault_rng);
     Draw {
         reset: a < spec.reset,
         server_error: (b < spec.server_error).then_some(if e < 0.25 {
