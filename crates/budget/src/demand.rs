@@ -51,7 +51,7 @@ impl Prediction {
 }
 
 /// A job that runs on a schedule and must start on time.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct Periodic {
     /// When the oldest run not yet served is (or was) due.
     pub next_due: Millis,
@@ -59,14 +59,30 @@ pub struct Periodic {
     pub period_ms: i64,
     /// A run that starts later than `due + max_delay_ms` is late.
     pub max_delay_ms: i64,
-    /// What one run costs.
+    /// What a run's first request costs (the one the budget grants as
+    /// the periodic run: a refresh's feed page).
     pub cost: Prediction,
+    /// What a run charges after its first request (the work it finds: a
+    /// refresh's product calls), as the job measured it: the mean and the
+    /// largest recent one. The budget holds it back for the runs to come,
+    /// so that one run's tail does not leave the next run late.
+    #[serde(default)]
+    pub tail: Prediction,
+    /// What the run in progress may still charge (0 between runs): held
+    /// back until the job says it is charged.
+    #[serde(default)]
+    pub open_tail: i64,
 }
 
 impl Periodic {
     /// The latest on-time start of the next run.
     pub fn deadline(&self) -> Millis {
         self.next_due + self.max_delay_ms
+    }
+
+    /// What a whole run is expected to cost: its first request and its tail.
+    pub fn run_cost(&self) -> i64 {
+        self.cost.expected.max(0) + self.tail.expected.max(0)
     }
 }
 

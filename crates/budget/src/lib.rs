@@ -49,7 +49,7 @@
 //! assert_eq!(s.decide(0, &[]), Decision::Sync);
 //! s.synced(0, TokenSnapshot { timestamp_ms: 0, tokens_left: 0, refill_in_ms: 60_000, refill_rate: 5 });
 //! let refresh = Demand { job: JobId(0), need: Need::Periodic(Periodic {
-//!     next_due: 0, period_ms: 60_000, max_delay_ms: 60_000, cost: Prediction::exact(1) }) };
+//!     next_due: 0, period_ms: 60_000, max_delay_ms: 60_000, cost: Prediction::exact(1), ..Default::default() }) };
 //! // Balance 0: the refresher waits for the first refill step, exactly.
 //! assert_eq!(s.decide(0, &[refresh]), Decision::Wait { until: Some(60_000) });
 //! ```

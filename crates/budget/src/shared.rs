@@ -156,6 +156,7 @@ impl SharedBudget {
                     period_ms: 0,
                     max_delay_ms: max_delay.as_millis() as i64,
                     cost,
+                    ..Default::default()
                 });
                 match tokio::time::timeout(max_delay, self.gate.acquire(job, need)).await {
                     Ok(r) => Ok(r?),

@@ -22,6 +22,7 @@ fn refresh(next_due: i64, period_s: i64, max_delay_s: i64, cost: i64) -> Demand 
             period_ms: period_s * 1000,
             max_delay_ms: max_delay_s * 1000,
             cost: Prediction::exact(cost),
+            ..Default::default()
         }),
     }
 }
@@ -216,6 +217,35 @@ fn flow_finish_line_takes_all_that_remains_at_a_positive_balance() {
         snap(0, 1, 5),
     );
     assert!(matches!(off.decide(0, &[b]), Decision::Wait { .. }));
+}
+
+#[test]
+fn flow_a_periodic_runs_tail_goes_before_the_backfills_fair_share() {
+    // Job 2 (the refresh's tail) was granted far more than job 1 (the
+    // backfill), so fair share puts job 1 first; job 1's batch needs 100
+    // tokens and the balance is 20. Without the rule job 2 waits behind it.
+    let backfill = bulk(1, 100, 1, 1);
+    let mut tail = bulk(2, 12, 1, 5);
+    if let Need::Bulk(x) = &mut tail.need {
+        x.finishing = true;
+    }
+    let d = [backfill, tail];
+    let mut s = sched(Flow::default(), snap(0, 10_000, 5_000));
+    // Job 2 spends a lot: its virtual time runs ahead of job 1's.
+    for _ in 0..20 {
+        let g = Grant {
+            job: JobId(2),
+            items: 5,
+            cost: Prediction::exact(60),
+        };
+        let r = s.start(&g, &d);
+        s.settle(r, Outcome::Unsent);
+    }
+    s.synced(1, snap(1, 20, 5));
+    match s.decide(1, &d) {
+        Decision::Go(g) => assert_eq!(g.job, JobId(2), "the tail goes first"),
+        other => panic!("expected the tail to go, got {other:?}"),
+    }
 }
 
 #[test]

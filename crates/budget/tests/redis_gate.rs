@@ -170,6 +170,7 @@ async fn another_process_s_periodic_job_keeps_its_reserve() {
         period_ms: 60_000,
         max_delay_ms: 5_000,
         cost: Prediction::exact(100),
+        ..Default::default()
     };
     // In one process: the reference grants with and without the refresher.
     let items_in_process = |with_refresh: bool| async move {

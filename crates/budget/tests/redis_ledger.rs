@@ -297,6 +297,7 @@ async fn a_lease_expires_after_its_owner_vanishes_and_not_while_it_lives() {
                 period_ms: 60_000,
                 max_delay_ms: 10_000,
                 cost: Prediction::exact(1),
+                ..Default::default()
             },
         )],
     };

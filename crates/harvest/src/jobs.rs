@@ -26,7 +26,9 @@ use serde_json::json;
 
 use crate::error::{Halt, HarvestError};
 use crate::extract::DealItem;
-use crate::pipeline::{Claims, Job, Shared, Stage, BACKFILL, RECHECK, REFRESH, REFRESH_PERIODIC};
+use crate::pipeline::{
+    Claims, Job, Shared, Stage, TailBook, BACKFILL, RECHECK, REFRESH, REFRESH_PERIODIC,
+};
 use crate::store::{Batch, FeedPage, Known};
 
 /// Deals per feed page.
@@ -272,6 +274,7 @@ async fn refresh_loop(sh: &Shared) -> Result<(), Halt> {
             .and_then(|v| v.get("done").and_then(|d| d.as_bool()))
             != Some(true);
     let mut pending = Batch::default();
+    let mut tail = TailBook::default();
     loop {
         let mut stop = sh.stop.clone();
         if *stop.borrow() {
@@ -298,6 +301,7 @@ async fn refresh_loop(sh: &Shared) -> Result<(), Halt> {
             }
         };
         sh.metrics.refresh_run(now, false);
+        tail.run_started(sh);
         tracing::debug!(
             delay_s = delay / 1000,
             late = delay > max_delay,
@@ -344,6 +348,7 @@ async fn refresh_loop(sh: &Shared) -> Result<(), Halt> {
             ));
         }
         sh.commit(&mut pending, 0, 0, 0).await?;
+        tail.run_ended(sh);
         if let Some(w) = watermark {
             sh.metrics.refresh_lag(sh.now() - w);
         }

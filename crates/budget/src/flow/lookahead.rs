@@ -18,26 +18,48 @@ pub struct Lookahead {
     periodic: Vec<(JobId, Periodic)>,
     foreign_per_min: f64,
     foreign_burst: i64,
+    /// Held back beyond the runs' mean cost: the tails of runs in progress
+    /// and the largest excess of a recent tail over the mean.
+    tail_hold: i64,
+    /// The tails of runs in progress alone.
+    open_tails: i64,
     pub(super) horizon: i64,
 }
 
 impl Lookahead {
     /// From a ledger view and the periodic demands.
     pub fn new(now: Millis, view: &View, demands: &[Demand]) -> Self {
-        let periodic: Vec<(JobId, Periodic)> = demands
+        let declared: Vec<(JobId, Periodic)> = demands
             .iter()
             .filter_map(|d| match d.need {
                 Need::Periodic(p) if p.period_ms > 0 => Some((d.job, p)),
                 _ => None,
             })
             .collect();
+        let rate = view.bucket.rate_at(now);
+        let share = tail_share(&declared, rate);
+        // From here on a run's `cost.expected` is its whole run: the first
+        // request and its share of the tail, charged at its due.
+        let periodic: Vec<(JobId, Periodic)> = declared
+            .iter()
+            .map(|&(j, mut p)| {
+                p.cost.expected =
+                    p.cost.expected.max(0) + (p.tail.expected.max(0) as f64 * share).ceil() as i64;
+                (j, p)
+            })
+            .collect();
+        let open_tails: i64 = declared.iter().map(|(_, p)| p.open_tail.max(0)).sum();
+        let excess = declared
+            .iter()
+            .map(|(_, p)| (p.tail.upper_bound - p.tail.expected).max(0))
+            .max()
+            .unwrap_or(0);
         let span = periodic
             .iter()
             .map(|(_, p)| p.period_ms + p.max_delay_ms)
             .max()
             .unwrap_or(0);
         let f = view.foreign;
-        let rate = view.bucket.rate_at(now);
         let foreign_per_min = f.per_minute();
         // The most the periodic jobs can charge within one refill interval.
         let per_step: i64 = periodic
@@ -53,6 +75,8 @@ impl Lookahead {
             periodic,
             foreign_per_min,
             foreign_burst: if f.total > 0 { f.largest_gap } else { 0 },
+            tail_hold: open_tails.saturating_add(excess),
+            open_tails,
             horizon: 2 * span + 2 * STEP,
         }
     }
@@ -152,6 +176,28 @@ impl Lookahead {
         }
         let k = k as i64;
         Some((k, s1 + (k - 1) * STEP))
+    }
+}
+
+/// The share of the declared tails the look-ahead counts: all of them,
+/// unless the periodic runs would then cost at least the refill rate; then
+/// the largest share that keeps them one token a minute below it (none if
+/// their first requests alone reach it). A reserve refill cannot pay would
+/// only stop the bulk work without keeping any run on time.
+fn tail_share(periodic: &[(JobId, Periodic)], rate: i64) -> f64 {
+    let per_min = |f: fn(&Periodic) -> i64| -> f64 {
+        periodic
+            .iter()
+            .map(|(_, p)| f(p).max(0) as f64 * STEP as f64 / p.period_ms as f64)
+            .sum()
+    };
+    let first = per_min(|p| p.cost.expected);
+    let tails = per_min(|p| p.tail.expected);
+    let room = rate as f64 - 1.0 - first;
+    if tails <= 0.0 || tails <= room {
+        1.0
+    } else {
+        (room / tails).clamp(0.0, 1.0)
     }
 }
 
@@ -354,15 +400,16 @@ impl<'a> Window<'a> {
             };
         };
         let steps = look.step_index(t);
-        let dig = 1 + look.rate * steps - self.paid - dig_key;
+        let dig = 1 + look.rate * steps - self.paid - dig_key + look.open_tails;
         let base = look.robust_rate * steps - self.paid;
+        let held = look.foreign_burst + look.tail_hold;
         let hard = match self.max_foreign.front() {
             Some(&(_, v)) if look.foreign_per_min > 0.0 => {
-                1 + look.foreign_burst
+                1 + held
                     + (v - look.foreign_per_min * t as f64 / STEP as f64 + base as f64).ceil()
                         as i64
             }
-            _ => 1 + base - hard_key + look.foreign_burst,
+            _ => 1 + base - hard_key + held,
         };
         Reserve { hard, dig, soft }
     }

@@ -12,6 +12,15 @@
 //!      where `Q_j` is what may be charged before run `j` (the runs due
 //!      before it, and those due by `D_j` that earliest-deadline-first
 //!      serves first): the server still admits run `j` at its deadline.
+//!      A run counts whole: its first request and the tail its job
+//!      declared ([`Periodic::tail`](crate::Periodic::tail): what a refresh
+//!      run's product calls cost), charged at its due; on top, the reserve
+//!      holds the tails of runs in progress
+//!      ([`Periodic::open_tail`](crate::Periodic::open_tail)) and the
+//!      largest excess of a recent tail over its mean, as it holds the
+//!      foreign burst. Tails count only up to the share that keeps the
+//!      periodic jobs a token a minute below the refill rate: a reserve
+//!      refill cannot pay would stop the bulk work and keep no run on time.
 //!      Refill is counted at the **robust rate**
 //!      `ρ = min(R, Σ_j cost_j·⌈60 s / period_j⌉ + foreign per minute)`,
 //!      what the periodic jobs (and others on the key) can take within one
@@ -36,6 +45,10 @@
 //! 4. **Fair share**: among bulk jobs, the one with the least tokens granted
 //!    per unit of weight goes first (weighted fair queueing); it waits at
 //!    the head until it fits, so large items are not starved by small ones.
+//!    A request marked [`Bulk::finishing`] (the tail of a periodic run)
+//!    goes before any of them (when the finish line is enabled): a refresh
+//!    run that waited behind the backfill's fair share would overrun its
+//!    period and leave the next run late.
 //! 5. **Waits look again at every refill step.** Otherwise the answer is the
 //!    first refill step at which refill alone (net of the periodic runs due
 //!    meanwhile) lets the head go, found by walking refill steps on the
@@ -407,7 +420,12 @@ impl Policy for Flow {
                 until: view.bucket.when_balance_reaches(1),
             };
         }
-        let (order, later) = bulk_order(now, state, demands);
+        let (mut order, later) = bulk_order(now, state, demands);
+        if self.finish_line {
+            // The tail of a periodic run goes before any fair share (a
+            // stable sort keeps the fair-share order among the rest).
+            order.sort_by_key(|(_, b)| !b.finishing);
+        }
         let wake_periodic = next_periodic_due(now, demands);
         if order.is_empty() {
             return Decision::Wait {

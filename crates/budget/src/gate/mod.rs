@@ -360,8 +360,36 @@ impl<P: Policy + 'static, C: Clock, L: LedgerStore + 'static> Gate<P, C, L> {
                     period_ms: period_ms.max(1),
                     max_delay_ms,
                     cost,
+                    ..Default::default()
                 },
             );
+            let mine = sh.published();
+            sh.store.publish(&mine)
+        };
+        self.finish(fut, "publish");
+    }
+
+    /// Tells the budget what a periodic job's runs charge after their first
+    /// request (`tail`: the mean and the largest recent one) and what the
+    /// run in progress may still charge (`open_tail`, 0 when it is done).
+    /// The budget holds both back from bulk work (see `policy::Flow`), so
+    /// that one run's tail does not leave the next run late. Unknown jobs
+    /// are ignored.
+    pub fn set_periodic_tail(&self, job: JobId, tail: Prediction, open_tail: i64) {
+        let fut = {
+            let mut sh = self.lock();
+            let Some(p) = sh.periodic.get_mut(&job) else {
+                return;
+            };
+            let (tail, open_tail) = (
+                Prediction::new(tail.expected.max(0), tail.upper_bound),
+                open_tail.max(0),
+            );
+            if p.tail == tail && p.open_tail == open_tail {
+                return;
+            }
+            p.tail = tail;
+            p.open_tail = open_tail;
             let mine = sh.published();
             sh.store.publish(&mine)
         };

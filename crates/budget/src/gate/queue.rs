@@ -158,6 +158,7 @@ mod tests {
                 period_ms: 60_000,
                 max_delay_ms: 60_000,
                 cost: Prediction::new(1, 1),
+                ..Default::default()
             }),
         }
     }

@@ -49,10 +49,12 @@ mod fetch;
 mod names;
 mod send;
 mod stages;
+mod tail;
 
 pub(crate) use claims::Claims;
 pub use names::{Job, Stage};
 pub(crate) use send::{Attempts, Retry};
+pub(crate) use tail::TailBook;
 
 /// The gate every job shares (its ledger in process or in Redis).
 pub type HarvestGate = Gate<PolicyKind, ScaledClock, AnyLedger>;
@@ -149,7 +151,7 @@ pub struct Shared {
 }
 
 /// Tokens a feed page costs.
-const FEED_PAGE_TOKENS: i64 = 5;
+pub(crate) const FEED_PAGE_TOKENS: i64 = 5;
 
 impl Shared {
     /// Server time now.
@@ -232,6 +234,23 @@ impl Shared {
             max_delay,
             Prediction::exact(FEED_PAGE_TOKENS),
         );
+    }
+
+    /// Tells the budget what the refresh's runs charge after their first
+    /// page (`tail`) and what the run in progress may still charge.
+    pub(crate) fn refresh_tail(&self, tail: Prediction, open: i64) {
+        self.gate.set_periodic_tail(REFRESH_PERIODIC, tail, open);
+    }
+
+    /// Tokens the refresh has been charged so far, all stages.
+    pub(crate) fn refresh_spent(&self) -> i64 {
+        self.metrics
+            .snapshot()
+            .tokens
+            .iter()
+            .filter(|((job, _), _)| job == Job::Refresh.as_str())
+            .map(|(_, t)| *t)
+            .sum()
     }
 
     pub(crate) fn cost_lock(&self) -> MutexGuard<'_, CostModel> {

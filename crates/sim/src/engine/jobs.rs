@@ -394,6 +394,7 @@ pub(super) fn demands(jobs: &[Job], t: Millis) -> Vec<Demand> {
                     period_ms: r.period_ms,
                     max_delay_ms: r.max_delay_ms,
                     cost: Prediction::exact(r.cost),
+                    ..Default::default()
                 }),
             }),
             Kind::Backfill(b) => {
