@@ -220,6 +220,7 @@ async fn a_second_run_stores_nothing_twice_and_spends_only_on_refresh() {
         "refresh_runs_due",
         "refresh_runs_late",
         "refresh_delay_p99_s",
+        "refresh_tokens_per_min",
         "min_balance",
         "keepa_elapsed_s",
         "wall_elapsed_s",
@@ -228,7 +229,7 @@ async fn a_second_run_stores_nothing_twice_and_spends_only_on_refresh() {
     }
     assert_eq!(
         s.as_object().unwrap().len(),
-        24,
+        25,
         "summary has extra keys: {s}"
     );
     assert!(s["deals_stored"].as_u64().unwrap() >= 60);

@@ -129,6 +129,11 @@ pub struct Summary {
     pub refresh_runs_late: u64,
     /// 99th percentile of refresh start delays (per period), seconds of server time.
     pub refresh_delay_p99_s: f64,
+    /// What the refresh spent per minute of server time, to set beside
+    /// `refill_per_minute`: a refresh that needs most of the plan has late
+    /// periods whenever a run finds more than a period refills (README "Why
+    /// a refresh period can be late").
+    pub refresh_tokens_per_min: f64,
     /// Lowest balance seen.
     pub min_balance: i64,
     /// Server time elapsed, seconds.
@@ -151,7 +156,7 @@ impl Summary {
              of {} available ({} at start + refill at {}/min): {} lost at the cap, {} left, \
              {} spent by others; limited by {}\n\
              requests: {}; own 429s: {}; in-body errors: {}; estimated charges: {}; lowest balance {}\n\
-             refresh: {} periods due, {} late, p99 delay {:.0}s",
+             refresh: {} periods due, {} late, p99 delay {:.0}s; it spent {:.1} tokens/min of the plan's {}",
             self.deals_stored,
             self.products_fetched,
             self.wall_elapsed_s,
@@ -184,6 +189,8 @@ impl Summary {
             self.refresh_runs_due,
             self.refresh_runs_late,
             self.refresh_delay_p99_s,
+            self.refresh_tokens_per_min,
+            self.refill_per_minute,
         )
     }
 }
@@ -544,10 +551,31 @@ fn summarize(
         refresh_runs_due: m.refresh_due,
         refresh_runs_late: m.refresh_late,
         refresh_delay_p99_s: m.refresh_delay_p99_s(),
+        refresh_tokens_per_min: per_minute(
+            tokens_spent_by(&m.tokens, Job::Refresh.as_str()),
+            end_ms - start_ms,
+        ),
         min_balance,
         keepa_elapsed_s: (end_ms - start_ms) as f64 / 1000.0,
         wall_elapsed_s: (wall_s * 1000.0).round() / 1000.0,
     }
+}
+
+/// Tokens charged to `job`, all stages.
+pub(crate) fn tokens_spent_by(tokens: &BTreeMap<(String, String), i64>, job: &str) -> i64 {
+    tokens
+        .iter()
+        .filter(|((j, _), _)| j == job)
+        .map(|(_, t)| *t)
+        .sum()
+}
+
+/// `tokens` per minute of `elapsed_ms`, to two decimals (0 over no time).
+fn per_minute(tokens: i64, elapsed_ms: i64) -> f64 {
+    if elapsed_ms <= 0 {
+        return 0.0;
+    }
+    (tokens as f64 * 60_000.0 / elapsed_ms as f64 * 100.0).round() / 100.0
 }
 
 /// Token counts from the envelopes (real Keepa): [`crate::figures`] as of

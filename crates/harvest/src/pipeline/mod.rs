@@ -244,13 +244,7 @@ impl Shared {
 
     /// Tokens the refresh has been charged so far, all stages.
     pub(crate) fn refresh_spent(&self) -> i64 {
-        self.metrics
-            .snapshot()
-            .tokens
-            .iter()
-            .filter(|((job, _), _)| job == Job::Refresh.as_str())
-            .map(|(_, t)| *t)
-            .sum()
+        crate::run::tokens_spent_by(&self.metrics.snapshot().tokens, Job::Refresh.as_str())
     }
 
     pub(crate) fn cost_lock(&self) -> MutexGuard<'_, CostModel> {
