@@ -224,6 +224,10 @@ impl Worker {
             claimed: rows.len() as u64,
             ..Round::default()
         };
+        if !rows.is_empty() {
+            let oldest_ms = now.saturating_sub(rows[0].created_ms);
+            tracing::debug!(claimed = rows.len(), oldest_ms, "alerts claimed");
+        }
         for row in rows {
             if row.taken_over {
                 self.metrics.alert_duplicates(1);
