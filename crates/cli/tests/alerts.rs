@@ -258,3 +258,53 @@ fn alert_test_reports_each_target_and_fails_when_one_fails() {
     out.expect(2, "no [[alert]]");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The same on PostgreSQL (`KEEPA_HARVEST_TEST_PG`), in a schema of its own.
+#[tokio::test(flavor = "multi_thread")]
+async fn on_postgres_a_sandbox_run_sends_one_new_alert_per_stored_deal() {
+    let Ok(url) = std::env::var("KEEPA_HARVEST_TEST_PG") else {
+        eprintln!("KEEPA_HARVEST_TEST_PG is unset: the PostgreSQL alerts test did NOT run");
+        return;
+    };
+    let _serial = ONE_AT_A_TIME.lock().await;
+    let dir = temp_dir("alerts", "pg");
+    let schema = format!("kh_alerts_{}", std::process::id());
+    let admin = sqlx::PgPool::connect(&url).await.unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
+        .execute(&admin)
+        .await
+        .unwrap();
+    let sep = if url.contains('?') { '&' } else { '?' };
+    let db = format!("{url}{sep}options=-c%20search_path%3D{schema}");
+    let (addr, got) = receiver();
+    let cfg = config(&dir, addr);
+    let sum = dir.join("s.json");
+    let mut args = run_args(&cfg, Path::new("unused"), &sum, 60);
+    let at = args.iter().position(|a| a == "--db").unwrap() + 1;
+    args[at] = db.clone();
+    let out = finish_within(command_owned(&args), Duration::from_secs(170));
+    let pool = sqlx::PgPool::connect(&db).await.unwrap();
+    let deals: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM deals")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    let delivered: i64 = sqlx::query_scalar(
+        "SELECT COUNT(DISTINCT asin) FROM alert_outbox WHERE kind = 'new' AND delivered_ms IS NOT NULL",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    pool.close().await;
+    sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
+        .execute(&admin)
+        .await
+        .unwrap();
+    admin.close().await;
+    assert!(out.status.success(), "{}", out.stderr);
+    assert!(deals >= 60, "{deals}");
+    assert_eq!(delivered, deals, "one delivered 'new' alert per deal");
+    let counts = got.counts();
+    assert_eq!(counts.len() as i64, deals);
+    assert!(counts.values().all(|&n| n == 1));
+    let _ = std::fs::remove_dir_all(&dir);
+}
