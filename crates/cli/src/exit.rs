@@ -98,6 +98,9 @@ pub(crate) fn classify(err: &anyhow::Error) -> Status {
                 | ApiError::Undecodable { .. } => Status::Network,
             };
         }
+        if cause.is::<harvest::alerts::SendError>() {
+            return Status::Network;
+        }
         if let Some(l) = cause.downcast_ref::<budget::LedgerError>() {
             return ledger_status(l);
         }

@@ -278,7 +278,8 @@ async fn record_settings(settings: &SandboxSettings, store: &Store) -> anyhow::R
             ..Batch::default()
         })
         .await
-        .context("recording the sandbox settings")
+        .context("recording the sandbox settings")?;
+    Ok(())
 }
 
 struct ServerTruth {

@@ -55,6 +55,10 @@ pub enum HarvestError {
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The alert worker could not start (its HTTP client could not be
+    /// built). The message holds no URL.
+    #[error("alerts: {0}")]
+    Alerts(String),
     /// A job task panicked or was cancelled (a bug).
     #[error("a job task ended abnormally: {0}")]
     Task(String),

@@ -10,6 +10,8 @@
 //!   permit; never pays twice for a product the store knows.
 //! - [`extract`]: the one module reading Keepa's deal and product objects.
 //! - [`config`], [`store`]: the TOML configuration and the database.
+//! - [`alerts`]: `[[alert]]` matches queued with their deals (the store's
+//!   outbox) and delivered to webhooks by a worker beside the jobs.
 //! - [`fuzz`]: the parse entry points the fuzz targets and the no-panic
 //!   tests drive with arbitrary bytes.
 //!
@@ -45,6 +47,7 @@
 
 #![warn(missing_docs, missing_debug_implementations)]
 
+pub mod alerts;
 pub mod config;
 pub mod error;
 pub mod extract;

@@ -38,9 +38,26 @@ struct Inner {
     refresh: RefreshBook,
     refresh_lag_ms: Option<i64>,
     store_rows: u64,
+    alerts: AlertCounts,
     account: TokenAccount,
     /// Latest server time seen (envelopes, refresh starts, the run's end).
     now_ms: Option<i64>,
+}
+
+/// Alert outbox counters of one run (README "Alerts").
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct AlertCounts {
+    /// Outbox rows written with their deals.
+    pub queued: u64,
+    /// Matches not queued again: the same deal and version was queued before.
+    pub deduplicated: u64,
+    /// Alerts the receiver accepted (2xx).
+    pub delivered: u64,
+    /// Failed attempts, each retried after a backoff.
+    pub retried: u64,
+    /// Alerts sent again after an attempt whose outcome was lost (a crash
+    /// mid-send): each may reach the receiver twice, with the same `key`.
+    pub duplicates: u64,
 }
 
 /// A copy of the counters at one instant.
@@ -89,6 +106,8 @@ pub struct MetricsSnapshot {
     pub refresh_lag_ms: Option<i64>,
     /// Rows written to the store (all tables).
     pub store_rows: u64,
+    /// Alert outbox traffic of this run.
+    pub alerts: AlertCounts,
     /// Where the tokens went so far (`None` before the first envelope).
     pub token_breakdown: Option<TokenBreakdown>,
     /// Server time the snapshot is as of.
@@ -195,6 +214,28 @@ impl Metrics {
         m.store_rows += rows;
     }
 
+    /// A commit queued `queued` alerts and found `deduplicated` already queued.
+    pub fn alerts_committed(&self, queued: u64, deduplicated: u64) {
+        let mut m = self.lock();
+        m.alerts.queued += queued;
+        m.alerts.deduplicated += deduplicated;
+    }
+
+    /// An alert reached its receiver.
+    pub fn alert_delivered(&self) {
+        self.lock().alerts.delivered += 1;
+    }
+
+    /// An alert's attempt failed; it will be retried.
+    pub fn alert_retried(&self) {
+        self.lock().alerts.retried += 1;
+    }
+
+    /// `n` alerts are sent again after an attempt whose outcome was lost.
+    pub fn alert_duplicates(&self, n: u64) {
+        self.lock().alerts.duplicates += n;
+    }
+
     /// `n` deals rejected at `stage`.
     pub fn rejected(&self, stage: &str, n: u64) {
         if n > 0 {
@@ -267,6 +308,7 @@ impl Metrics {
             refresh_delays_ms: m.refresh.delays_ms().to_vec(),
             refresh_lag_ms: m.refresh_lag_ms,
             store_rows: m.store_rows,
+            alerts: m.alerts,
             token_breakdown: m.now_ms.and_then(|n| m.account.breakdown(n)),
             now_ms: m.now_ms,
         }

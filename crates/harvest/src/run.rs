@@ -140,11 +140,26 @@ pub struct Summary {
     pub keepa_elapsed_s: f64,
     /// Wall time elapsed, seconds.
     pub wall_elapsed_s: f64,
+    /// Alerts: queued with their deals, deduplicated, delivered, retried,
+    /// possible duplicates (README "Alerts").
+    pub alerts: crate::metrics::AlertCounts,
 }
 
 impl Summary {
     /// A few human lines.
     pub fn human(&self) -> String {
+        let mut text = self.human_tokens();
+        let a = &self.alerts;
+        if a.queued + a.delivered + a.retried + a.duplicates > 0 {
+            text.push_str(&format!(
+                "\nalerts: {} queued, {} delivered, {} failed attempts retried, {} sent again after a crash",
+                a.queued, a.delivered, a.retried, a.duplicates
+            ));
+        }
+        text
+    }
+
+    fn human_tokens(&self) -> String {
         let by_job: Vec<String> = self
             .tokens_spent
             .iter()
@@ -276,6 +291,14 @@ pub async fn run(cfg: RunConfig, mut opts: RunOptions) -> RunReport {
             .unwrap_or(false),
         None => false,
     };
+    let (alerts_stop, alerts_stopping) = watch::channel(false);
+    let (alerts, error) = match error {
+        None => match spawn_alerts(&shared, alerts_stopping, opts.drain_timeout) {
+            Ok(a) => (a, None),
+            Err(e) => (None, Some(e)),
+        },
+        e => (None, e),
+    };
     let mut tasks = JoinSet::new();
     if error.is_none() {
         spawn_jobs(&mut tasks, &shared, target_met);
@@ -294,6 +317,13 @@ pub async fn run(cfg: RunConfig, mut opts: RunOptions) -> RunReport {
     .await;
     // Jobs without a stop left (only refresh, say) end here too.
     shared.request_stop();
+    // The alert worker delivers what the jobs queued, then stops.
+    let _ = alerts_stop.send(true);
+    if let Some(a) = alerts {
+        if let Err(e) = a.await {
+            tracing::warn!(error = %e, "the alert worker ended abnormally");
+        }
+    }
 
     let end_ms = clock.now_ms();
     // The figures run to the end: refill and refresh periods after the
@@ -352,7 +382,32 @@ async fn shared_state(cfg: RunConfig, opts: &mut RunOptions) -> Result<Shared, H
         retry: RetryPolicy::default(),
         domain,
         target_deals: opts.target_deals,
+        alert_wake: Default::default(),
     })
+}
+
+/// Starts the alert worker beside the jobs when the config has alerts; it
+/// stops when `stop` turns true, after delivering what is pending (at
+/// most `drain` more).
+fn spawn_alerts(
+    shared: &Shared,
+    stop: watch::Receiver<bool>,
+    drain: std::time::Duration,
+) -> Result<Option<tokio::task::JoinHandle<()>>, HarvestError> {
+    use crate::alerts::{HttpTransport, Worker, WorkerSettings};
+    if shared.cfg.alerts.is_empty() {
+        return Ok(None);
+    }
+    let transport = HttpTransport::new().map_err(|e| HarvestError::Alerts(e.to_string()))?;
+    let worker = Worker::new(
+        shared.store.clone(),
+        WorkerSettings::new(shared.cfg.alerts.clone()),
+        Arc::new(transport),
+        Arc::new(ScaledClock::wall()),
+        shared.metrics.clone(),
+    );
+    let wake = shared.alert_wake.clone();
+    Ok(Some(tokio::spawn(worker.run(wake, stop, drain))))
 }
 
 /// The jobs the configuration turns on. A met target skips the backfill
@@ -558,6 +613,7 @@ fn summarize(
         min_balance,
         keepa_elapsed_s: (end_ms - start_ms) as f64 / 1000.0,
         wall_elapsed_s: (wall_s * 1000.0).round() / 1000.0,
+        alerts: m.alerts,
     }
 }
 

@@ -4,6 +4,7 @@
 use crate::cli::GlobalArgs;
 use crate::context::Context;
 
+pub(crate) mod alert;
 pub(crate) mod api;
 pub(crate) mod estimate;
 pub(crate) mod export;
@@ -29,6 +30,8 @@ pub(crate) enum Command {
     Status(status::StatusArgs),
     /// Stored deals with their product fields, as CSV or JSON Lines.
     Export(export::ExportArgs),
+    /// Alert webhooks: `alert test` sends a sample to each configured [[alert]].
+    Alert(alert::AlertArgs),
 }
 
 impl Command {
@@ -54,6 +57,7 @@ impl Command {
             Command::Run(args) => args.run(&ctx).await,
             Command::Status(args) => args.run(&ctx).await,
             Command::Export(args) => args.run(&ctx).await,
+            Command::Alert(args) => args.run(&ctx).await,
         }
     }
 }

@@ -30,6 +30,8 @@
 //! - `[budget]`: `policy` (`flow`, `controlled-deficit`, `wait-for-max`),
 //!   `deficit_floor` and `finish_line` for `flow`, `[budget.seed_rules]`
 //!   for the seed's two policies.
+//! - `[[alert]]` (any number): `name`, `url`, `format` (`json`, `slack`,
+//!   `discord`), `on` (`new`, `price_drop`), `rules` ([`AlertConfig`]).
 //! - `[backfill]`: `enabled`, `target_deals`, `max_pages`;
 //!   `[refresh]`: `enabled`, `period`, `max_delay`;
 //!   `[recheck]`: `enabled`, `older_than`, `max_age`.
@@ -38,6 +40,7 @@
 //! `"80.00"`; in a rule string `$80` or `80.00`); percentages `20` or
 //! `"20%"`; durations `"90s"`, `"5m"`, `"12h"`, `"7d"`.
 
+mod alerts;
 mod error;
 mod extras;
 mod fields;
@@ -54,6 +57,7 @@ use keepa::request::DealSelection;
 use keepa::Domain;
 use toml::de::{DeTable, DeValue};
 
+pub use alerts::{AlertConfig, AlertFormat, AlertKind, WebhookUrl};
 pub use error::{edit_distance, ConfigError, Location, Suggestion};
 pub use extras::{ExtraKind, Extras};
 pub use fields::{
@@ -84,6 +88,7 @@ pub const RUN_KEYS: &[&str] = &[
     "refresh",
     "recheck",
     "keep_raw_deals",
+    "alert",
 ];
 
 /// Everything a harvest run needs, validated.
@@ -107,6 +112,8 @@ pub struct RunConfig {
     /// Store each deal's JSON object as Keepa sent it beside its typed
     /// fields (`keep_raw_deals`, default false: about 1-2 KB a deal).
     pub keep_raw_deals: bool,
+    /// The `[[alert]]` tables, in file order (none: no alerts).
+    pub alerts: Vec<AlertConfig>,
 }
 
 /// The three stages, each optional.
@@ -292,6 +299,7 @@ impl RunConfig {
             refresh: read_refresh(&top)?,
             recheck: read_recheck(&top)?,
             keep_raw_deals: top.boolean("keep_raw_deals")?.unwrap_or(false),
+            alerts: alerts::read_alerts(&top)?,
         };
         Ok((config, Extras::read(&top, extra)?))
     }
@@ -327,6 +335,7 @@ impl RunConfig {
                 refresh: RefreshConfig::default(),
                 recheck: RecheckConfig::default(),
                 keep_raw_deals: false,
+                alerts: Vec::new(),
             },
         }
     }

@@ -148,6 +148,8 @@ pub struct Shared {
     pub(crate) retry: RetryPolicy,
     pub(crate) domain: u8,
     pub(crate) target_deals: Option<u64>,
+    /// Woken when a commit queues alerts (the alert worker waits on it).
+    pub(crate) alert_wake: Arc<tokio::sync::Notify>,
 }
 
 /// Tokens a feed page costs.
@@ -251,6 +253,23 @@ impl Shared {
         self.cost.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Adds a deal that passed the whole pipeline to `pending`, with its
+    /// matches of the `[[alert]]` tables (`fields`: every rule field this
+    /// step knows of it).
+    pub(crate) fn push_deal(
+        &self,
+        pending: &mut Batch,
+        row: &crate::store::DealRow,
+        fields: &crate::config::Fields,
+    ) {
+        if !self.cfg.alerts.is_empty() {
+            pending
+                .alerts
+                .extend(crate::alerts::matches(&self.cfg.alerts, row, fields));
+        }
+        pending.deals.push(row.clone());
+    }
+
     /// Commits `pending` (and resets it); stops the run when the target is met.
     pub(crate) async fn commit(
         &self,
@@ -267,8 +286,15 @@ impl Shared {
             + batch.products.len()
             + batch.rejections.len()
             + batch.requests.len()) as u64;
-        self.store.commit(batch).await?;
+        let done = self.store.commit(batch).await?;
         self.metrics.committed(new_deals, updated, products, rows);
+        if done.alerts_queued + done.alerts_deduplicated > 0 {
+            self.metrics
+                .alerts_committed(done.alerts_queued, done.alerts_deduplicated);
+        }
+        if done.alerts_queued > 0 {
+            self.alert_wake.notify_one();
+        }
         tracing::debug!(rows, new_deals, "committed");
         if let Some(target) = self.target_deals {
             if new_deals > 0 && self.store.count_deals().await? >= target {

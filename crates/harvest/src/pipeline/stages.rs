@@ -120,7 +120,7 @@ impl Shared {
                     if is_final && fresh(final_fresh) {
                         // Known and fresh: a changed deal costs nothing.
                         if passes_filter.is_ok() {
-                            pending.deals.push(d.row.clone());
+                            self.push_deal(pending, &d.row, &d.fields);
                             if *deal {
                                 updated += 1;
                             } else {
@@ -175,7 +175,7 @@ impl Shared {
                         need_offers.push(w);
                     } else {
                         // No product stage: the deal is the whole record.
-                        pending.deals.push(w.deal.row.clone());
+                        self.push_deal(pending, &w.deal.row, &w.deal.fields);
                         direct_new += 1;
                     }
                 }
@@ -267,7 +267,7 @@ impl Shared {
                     fields.merge(item.fields);
                     rules
                         .check(&fields)
-                        .map(|()| item.row)
+                        .map(|()| (item.row, fields))
                         .map_err(|f| (f.to_string(), rules.rejection_ttl))
                 }
             };
@@ -283,7 +283,7 @@ impl Shared {
                     ));
                     rejected += 1;
                 }
-                Ok(row) => {
+                Ok((row, fields)) => {
                     pending.products.push(row);
                     if !last {
                         // A fresh chance at the next stage.
@@ -291,7 +291,7 @@ impl Shared {
                         survivors.push(w);
                         continue;
                     }
-                    pending.deals.push(w.deal.row.clone());
+                    self.push_deal(pending, &w.deal.row, &fields);
                     if w.was_stored {
                         updated += 1
                     } else {

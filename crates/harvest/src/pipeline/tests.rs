@@ -90,6 +90,7 @@ impl Rig {
                 backoff_ms: 0,
             },
             target_deals: None,
+            alert_wake: Default::default(),
         };
         Rig {
             sh,

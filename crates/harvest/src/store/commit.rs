@@ -3,7 +3,8 @@
 
 use sqlx::AssertSqlSafe;
 
-use super::{classify, now_ms, sql, Batch, Pool, Store, StoreError};
+use super::outbox::{event_for, payload_for, price_of, PreviousDeal};
+use super::{classify, now_ms, sql, Batch, Committed, Pool, Store, StoreError};
 
 impl Store {
     /// Writes the batch in one transaction: every row and every checkpoint,
@@ -14,9 +15,14 @@ impl Store {
     /// `rejected_at_ms`), a deal keeps its `first_seen_ms`, and a request
     /// row identical in every field is stored once; so replaying a batch
     /// stores nothing twice. A checkpoint replaces the job's previous one.
-    pub async fn commit(&self, mut batch: Batch) -> Result<(), StoreError> {
+    ///
+    /// Each [`AlertMatch`](super::AlertMatch) whose deal is new to the
+    /// table, or seen at a lower price of its feed's type, becomes an
+    /// `alert_outbox` row in the same transaction (see [`super::outbox`]);
+    /// one already there for the same version is counted, not repeated.
+    pub async fn commit(&self, mut batch: Batch) -> Result<Committed, StoreError> {
         if batch.is_empty() {
-            return Ok(());
+            return Ok(Committed::default());
         }
         self.order_and_check(&mut batch)?;
         let updated_at = now_ms();
@@ -49,16 +55,21 @@ impl Store {
         batch
             .pages
             .sort_by(|a, b| (&a.job, a.page).cmp(&(&b.job, b.page)));
+        batch
+            .alerts
+            .sort_by(|a, b| (a.domain, &a.asin, &a.alert).cmp(&(b.domain, &b.asin, &b.alert)));
         Ok(())
     }
 }
 
 /// The commit's steps, written once and compiled for each engine.
 macro_rules! commit_steps {
-    ($engine:ident, $db:ty) => {
+    ($engine:ident, $db:ty, $begin:expr) => {
         mod $engine {
             use super::*;
-            use crate::store::{DealRow, FeedPage, ProductRow, RejectionRow, RequestRow};
+            use crate::store::{
+                AlertMatch, DealRow, FeedPage, ProductRow, RejectionRow, RequestRow,
+            };
 
             type Tx = sqlx::Transaction<'static, $db>;
 
@@ -73,15 +84,109 @@ macro_rules! commit_steps {
                 batch: &Batch,
                 updated_at: i64,
                 db: &str,
-            ) -> Result<(), StoreError> {
-                let mut tx = pool.begin().await.map_err(q(db, "begin transaction"))?;
+            ) -> Result<Committed, StoreError> {
+                // Alerts read the deals before writing them: SQLite must
+                // take the write lock first, or a write by another
+                // connection in between fails the upgrade (BUSY_SNAPSHOT).
+                let begun = match ($begin, batch.alerts.is_empty()) {
+                    (Some(statement), false) => pool.begin_with(statement).await,
+                    _ => pool.begin().await,
+                };
+                let mut tx = begun.map_err(q(db, "begin transaction"))?;
+                let before = previous(&mut tx, &batch.alerts, db).await?;
                 deals(&mut tx, &batch.deals, db).await?;
+                let committed = outbox(&mut tx, batch, &before, updated_at, db).await?;
                 products(&mut tx, &batch.products, db).await?;
                 rejections(&mut tx, &batch.rejections, db).await?;
                 requests(&mut tx, &batch.requests, db).await?;
                 pages(&mut tx, &batch.pages, updated_at, db).await?;
                 checkpoints(&mut tx, &batch.checkpoints, updated_at, db).await?;
-                tx.commit().await.map_err(q(db, "commit"))
+                tx.commit().await.map_err(q(db, "commit"))?;
+                Ok(committed)
+            }
+
+            /// What the deals table holds for each matched deal, before
+            /// this batch's upserts (`None`: not stored).
+            async fn previous(
+                tx: &mut Tx,
+                alerts: &[AlertMatch],
+                db: &str,
+            ) -> Result<Vec<Option<PreviousDeal>>, StoreError> {
+                let mut out = Vec::with_capacity(alerts.len());
+                let mut last: Option<(u8, &str, Option<PreviousDeal>)> = None;
+                for a in alerts {
+                    if let Some((d, asin, prev)) = last {
+                        if d == a.domain && asin == a.asin {
+                            out.push(prev);
+                            continue;
+                        }
+                    }
+                    let row: Option<(
+                        i64,
+                        i64,
+                        Option<i64>,
+                        Option<i64>,
+                        Option<i64>,
+                        Option<i64>,
+                    )> = sqlx::query_as(sql::SELECT_DEAL_BEFORE)
+                        .bind(i64::from(a.domain))
+                        .bind(a.asin.as_str())
+                        .fetch_optional(&mut **tx)
+                        .await
+                        .map_err(q(db, "read deal before alert"))?;
+                    let prev = row.map(|(last_seen_ms, pt, am, nw, us, bb)| PreviousDeal {
+                        last_seen_ms,
+                        price: price_of(u8::try_from(pt).unwrap_or(u8::MAX), [am, nw, us, bb]),
+                    });
+                    last = Some((a.domain, a.asin.as_str(), prev));
+                    out.push(prev);
+                }
+                Ok(out)
+            }
+
+            /// The outbox rows of the batch's matches (`before`: one entry
+            /// per match, from [`previous`]).
+            async fn outbox(
+                tx: &mut Tx,
+                batch: &Batch,
+                before: &[Option<PreviousDeal>],
+                created_ms: i64,
+                db: &str,
+            ) -> Result<Committed, StoreError> {
+                let mut c = Committed::default();
+                for (m, prev) in batch.alerts.iter().zip(before) {
+                    let deal = batch
+                        .deals
+                        .binary_search_by(|d| {
+                            (d.domain, d.asin.as_str()).cmp(&(m.domain, m.asin.as_str()))
+                        })
+                        .ok()
+                        .map(|i| &batch.deals[i]);
+                    let Some((kind, version, old)) = deal.and_then(|d| event_for(*prev, d)) else {
+                        continue;
+                    };
+                    if !m.on.contains(&kind) {
+                        continue;
+                    }
+                    let inserted = sqlx::query(sql::INSERT_ALERT)
+                        .bind(m.alert.as_str())
+                        .bind(i64::from(m.domain))
+                        .bind(m.asin.as_str())
+                        .bind(kind.as_str())
+                        .bind(version.as_str())
+                        .bind(payload_for(m, kind, &version, old))
+                        .bind(created_ms)
+                        .execute(&mut **tx)
+                        .await
+                        .map_err(q(db, "queue alert"))?
+                        .rows_affected();
+                    if inserted == 1 {
+                        c.alerts_queued += 1;
+                    } else {
+                        c.alerts_deduplicated += 1;
+                    }
+                }
+                Ok(c)
             }
 
             async fn deals(tx: &mut Tx, rows: &[DealRow], db: &str) -> Result<(), StoreError> {
@@ -252,5 +357,5 @@ macro_rules! commit_steps {
     };
 }
 
-commit_steps!(sqlite, sqlx::Sqlite);
-commit_steps!(postgres, sqlx::Postgres);
+commit_steps!(sqlite, sqlx::Sqlite, Some("BEGIN IMMEDIATE"));
+commit_steps!(postgres, sqlx::Postgres, None::<&'static str>);

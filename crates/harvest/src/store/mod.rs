@@ -39,6 +39,7 @@ mod error;
 mod export;
 mod locks;
 mod open;
+mod outbox;
 mod queries;
 mod rows;
 mod sql;
@@ -46,8 +47,10 @@ mod status;
 
 pub use error::{redact, StoreError};
 pub use locks::{lock_id, Locks};
+pub use outbox::{feed_price, OutboxCounts, OutboxRow};
 pub use rows::{
-    Batch, DealRow, FeedPage, Known, ProductRow, RejectionRow, RequestRow, StatusReport,
+    AlertMatch, Batch, Committed, DealRow, FeedPage, Known, ProductRow, RejectionRow, RequestRow,
+    StatusReport,
 };
 
 /// Which database engine a [`Store`] talks to.

@@ -24,6 +24,37 @@ pub struct Batch {
     pub checkpoints: Vec<(String, serde_json::Value)>,
     /// Feed pages finished with this batch (a page already recorded stays as it was).
     pub pages: Vec<FeedPage>,
+    /// Deals of this batch that matched an `[[alert]]`: the commit turns
+    /// each into an outbox row when the deal is new or its price dropped.
+    pub alerts: Vec<AlertMatch>,
+}
+
+/// A deal of the batch that matched an alert's rules. Whether it becomes
+/// an alert (and of which kind) is decided in the commit, against what the
+/// deals table held before ([`Store::commit`](super::Store::commit)).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct AlertMatch {
+    /// The alert's name.
+    pub alert: String,
+    /// Keepa domain id of the deal.
+    pub domain: u8,
+    /// The deal's ASIN (a deal of the same batch).
+    pub asin: String,
+    /// The events the alert fires on.
+    pub on: Vec<crate::config::AlertKind>,
+    /// The alert object (a JSON object; the commit adds `kind`, `version`,
+    /// `key` and, for a drop, `previous_price`). Never the key.
+    pub payload: serde_json::Value,
+}
+
+/// What a [`Store::commit`](super::Store::commit) did beyond its rows.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Committed {
+    /// Outbox rows written.
+    pub alerts_queued: u64,
+    /// Alerts already in the outbox for the same deal and version, not
+    /// written again.
+    pub alerts_deduplicated: u64,
 }
 
 /// A feed page a job finished: every deal on it stored, updated or rejected.
@@ -46,6 +77,7 @@ impl Batch {
             && self.requests.is_empty()
             && self.checkpoints.is_empty()
             && self.pages.is_empty()
+            && self.alerts.is_empty()
     }
 }
 

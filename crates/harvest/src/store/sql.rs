@@ -30,6 +30,12 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("migrations/0003_feed_pages.sqlite.sql"),
         postgres: include_str!("migrations/0003_feed_pages.postgres.sql"),
     },
+    Migration {
+        version: 4,
+        name: "alert_outbox",
+        sqlite: include_str!("migrations/0004_alert_outbox.sqlite.sql"),
+        postgres: include_str!("migrations/0004_alert_outbox.postgres.sql"),
+    },
 ];
 
 pub(crate) const CREATE_SCHEMA_MIGRATIONS: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (
@@ -145,6 +151,13 @@ pub(crate) const INSERT_FEED_PAGE: &str =
 ON CONFLICT (job, page) DO NOTHING";
 pub(crate) const SELECT_FEED_PAGES: &str =
     "SELECT page, deals FROM feed_pages WHERE job = $1 ORDER BY page";
+
+/// A deal as stored before a commit: what decides its alert.
+pub(crate) const SELECT_DEAL_BEFORE: &str = "SELECT last_seen_ms, price_type, current_amazon, current_new, current_used, current_buy_box FROM deals WHERE domain = $1 AND asin = $2";
+
+/// An outbox row; the same (alert, deal, kind, version) again is not stored.
+pub(crate) const INSERT_ALERT: &str = "INSERT INTO alert_outbox (alert, domain, asin, kind, version, payload, created_ms, next_attempt_ms)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $7) ON CONFLICT (alert, domain, asin, kind, version) DO NOTHING";
 
 pub(crate) const SELECT_RAW_DEAL: &str =
     "SELECT raw_json FROM deals WHERE domain = $1 AND asin = $2";

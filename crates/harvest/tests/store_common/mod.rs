@@ -12,6 +12,10 @@ use harvest::store::{
 };
 use serde_json::json;
 
+mod outbox;
+#[allow(unused_imports)]
+pub use outbox::*;
+
 /// A database for one test, removed afterwards.
 pub struct Fixture {
     /// What `Store::open` takes.
@@ -121,7 +125,8 @@ macro_rules! backend_suite {
             concurrent_commits_from_separate_handles,
             deal_deltas_and_raw_json_round_trip,
             feed_pages_are_recorded_once_with_their_rows,
-            claims_exclude_other_processes_until_released
+            claims_exclude_other_processes_until_released,
+            alert_outbox_queues_once_per_version_and_claims_once
         );
     };
     (@tests $fixture:path; $($name:ident),*) => {
@@ -192,6 +197,7 @@ pub fn request(at: i64, job: &str, charged: Option<i64>, status: &str) -> Reques
 
 fn a_batch(seen: i64) -> Batch {
     Batch {
+        alerts: Vec::new(),
         deals: vec![deal("B000000001", seen), deal("B000000002", seen)],
         products: vec![product("B000000001", seen, "offers")],
         rejections: vec![RejectionRow {
@@ -523,6 +529,7 @@ pub async fn status_agrees_with_commits(db: &str) {
     let now = 100_000_000;
     let hour = 3_600_000;
     let batch = Batch {
+        alerts: Vec::new(),
         deals: (0..4)
             .map(|i| deal(&format!("B00000000{i}"), now - 10))
             .collect(),
