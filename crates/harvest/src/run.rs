@@ -18,7 +18,7 @@ use crate::config::RunConfig;
 use crate::error::HarvestError;
 use crate::jobs;
 use crate::metrics::{Metrics, MetricsSnapshot};
-use crate::pipeline::{Claims, RetryPolicy, Shared};
+use crate::pipeline::{Claims, Job, RetryPolicy, Shared};
 use crate::store::Store;
 use keepa::clock::ScaledClock;
 
