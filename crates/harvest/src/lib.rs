@@ -9,6 +9,8 @@
 //! - [`pipeline`]: the only code that calls Keepa, always through a budget
 //!   permit; never pays twice for a product the store knows.
 //! - [`extract`]: the one module reading Keepa's deal and product objects.
+//! - [`history`]: stored `csv` histories (`keep_history`) decoded into
+//!   long rows for `export --history`.
 //! - [`config`], [`store`]: the TOML configuration and the database.
 //! - [`fuzz`]: the parse entry points the fuzz targets and the no-panic
 //!   tests drive with arbitrary bytes.
@@ -50,6 +52,7 @@ pub mod error;
 pub mod extract;
 pub mod figures;
 pub mod fuzz;
+pub mod history;
 pub mod jobs;
 pub mod metrics;
 pub mod pipeline;

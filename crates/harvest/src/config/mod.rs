@@ -16,7 +16,9 @@
 //! See [`DEFAULT_CONFIG_TOML`] for a complete, commented example. In short:
 //! - top level: `domain` (`"com"`, `"co.uk"`, … or an id 1–12; default
 //!   `com`), `keep_raw_deals` (store each deal's JSON as sent; default
-//!   false); a caller's own keys, when it names them.
+//!   false), `keep_history` (store each fetched product's csv histories,
+//!   for `export --history`; default false); a caller's own keys, when it
+//!   names them.
 //! - `[selection]`: Keepa's `/deal` selection with Keepa's names;
 //!   `domainId` comes from `domain`, `page` and `sortType` are chosen by
 //!   the jobs. Absent: the built-in books selection (amazon.com only).
@@ -84,6 +86,7 @@ pub const RUN_KEYS: &[&str] = &[
     "refresh",
     "recheck",
     "keep_raw_deals",
+    "keep_history",
 ];
 
 /// Everything a harvest run needs, validated.
@@ -107,6 +110,11 @@ pub struct RunConfig {
     /// Store each deal's JSON object as Keepa sent it beside its typed
     /// fields (`keep_raw_deals`, default false: about 1-2 KB a deal).
     pub keep_raw_deals: bool,
+    /// Store each fetched product's `csv` histories (`keep_history`,
+    /// default false): they come with every product answer at no extra
+    /// token cost, and `export --history` decodes them. Typically a few KB
+    /// a product.
+    pub keep_history: bool,
 }
 
 /// The three stages, each optional.
@@ -292,6 +300,7 @@ impl RunConfig {
             refresh: read_refresh(&top)?,
             recheck: read_recheck(&top)?,
             keep_raw_deals: top.boolean("keep_raw_deals")?.unwrap_or(false),
+            keep_history: top.boolean("keep_history")?.unwrap_or(false),
         };
         Ok((config, Extras::read(&top, extra)?))
     }
@@ -327,6 +336,7 @@ impl RunConfig {
                 refresh: RefreshConfig::default(),
                 recheck: RecheckConfig::default(),
                 keep_raw_deals: false,
+                keep_history: false,
             },
         }
     }
