@@ -199,6 +199,77 @@ fn check_commands(db: &str, dir: &std::path::Path) {
     let first: Vec<&str> = csv.lines().nth(1).unwrap().split(',').collect();
     assert_eq!(first[seller], "A1SELLER");
     assert_eq!(first[1], "B000000001");
+    check_parquet_and_history(db, dir);
+}
+
+/// `--format parquet` writes a whole Parquet file; `--history` on a
+/// database without histories is exit 2 with what to do, and no file; with
+/// one stored, it writes its points.
+fn check_parquet_and_history(db: &str, dir: &std::path::Path) {
+    let file = dir.join("deals.parquet");
+    let path = file.to_str().unwrap();
+    let out = run(&["export", "--db", db, "--format", "parquet", "--out", path]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("exported 3 deals"), "{err}");
+    let bytes = std::fs::read(&file).unwrap();
+    assert!(bytes.starts_with(b"PAR1") && bytes.ends_with(b"PAR1"));
+
+    let hist = dir.join("history.csv");
+    let hpath = hist.to_str().unwrap();
+    let args = [
+        "export",
+        "--db",
+        db,
+        "--history",
+        "--format",
+        "csv",
+        "--out",
+        hpath,
+    ];
+    let out = run(&args);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("holds no product histories") && err.contains("keep_history = true"),
+        "{err}"
+    );
+    assert!(!hist.exists() && !dir.join("history.csv.partial").exists());
+
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let store = Store::open(db).await.unwrap();
+        let product = ProductRow {
+            asin: "B000000001".into(),
+            domain: 1,
+            fetched_at_ms: NOW,
+            stage: "stats".into(),
+            history_csv: Some("[[7000000,1999,7000060,-1],null,[7000000,1500]]".into()),
+            ..Default::default()
+        };
+        store
+            .commit(Batch {
+                products: vec![product],
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        store.close().await;
+    });
+    let out = run(&args);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("exported 3 history points of 1 products"),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&hist).unwrap(),
+        "asin,domain,series,time,value\n\
+         B000000001,1,AMAZON,2024-04-23T02:40:00Z,1999\n\
+         B000000001,1,AMAZON,2024-04-23T03:40:00Z,\n\
+         B000000001,1,USED,2024-04-23T02:40:00Z,1500\n"
+    );
 }
 
 #[test]

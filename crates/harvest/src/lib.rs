@@ -9,6 +9,8 @@
 //! - [`pipeline`]: the only code that calls Keepa, always through a budget
 //!   permit; never pays twice for a product the store knows.
 //! - [`extract`]: the one module reading Keepa's deal and product objects.
+//! - [`history`]: stored `csv` histories (`keep_history`) decoded into
+//!   long rows for `export --history`.
 //! - [`config`], [`store`]: the TOML configuration and the database.
 //! - [`alerts`]: `[[alert]]` matches queued with their deals (the store's
 //!   outbox) and delivered to webhooks by a worker beside the jobs.
@@ -53,6 +55,7 @@ pub mod error;
 pub mod extract;
 pub mod figures;
 pub mod fuzz;
+pub mod history;
 pub mod jobs;
 pub mod metrics;
 pub mod pipeline;

@@ -292,3 +292,18 @@ fn keep_raw_deals_is_a_boolean_and_a_typo_is_caught() {
         "config.toml:1:1: unknown key \"keep_raw_deal\" in the top level; did you mean \"keep_raw_deals\"?"
     );
 }
+
+#[test]
+fn keep_history_is_a_boolean_off_by_default_and_a_typo_is_caught() {
+    let on = RunConfig::from_toml_str("keep_history = true\n", "config.toml").unwrap();
+    assert!(on.keep_history);
+    assert!(!RunConfig::default_config().keep_history);
+    assert_eq!(
+        err("keep_history = \"yes\"\n"),
+        "config.toml:1:16: keep_history must be true or false, found a string"
+    );
+    assert_eq!(
+        err("keep_histories = true\n"),
+        "config.toml:1:1: unknown key \"keep_histories\" in the top level; did you mean \"keep_history\"?"
+    );
+}

@@ -75,6 +75,7 @@ const CONFIG_LINES: &[&str] = &[
     "metrics_addr = \"127.0.0.1:9100\"",
     "metrics_addr = \"x\"",
     "keep_raw_deals = true",
+    "keep_history = true",
     "key = \"k e y\"",
     "key = \"\"",
     "domian = 1",

@@ -80,6 +80,11 @@ async fn a_run_keeps_each_deals_raw_json_when_asked() {
         assert!(raw.get("deltaPercent").is_some(), "{raw}");
         assert!(row["delta_month"].is_i64(), "{row}");
     }
+    assert_eq!(
+        store.count_histories().await.unwrap(),
+        0,
+        "keep_history is off by default"
+    );
     store.close().await;
     server.shutdown().await;
     let _ = std::fs::remove_dir_all(dir);

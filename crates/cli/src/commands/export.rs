@@ -1,7 +1,9 @@
 //! `keepa-harvest export`: every stored deal joined with its product's
-//! fields, as CSV (header row) or JSON Lines, to stdout or a file.
+//! fields, or with `--history` the stored products' price and rank
+//! histories in long format; as CSV (header row), JSON Lines or Parquet,
+//! to stdout or a file.
 
-use std::io::Write as _;
+use std::io::{IsTerminal as _, Write as _};
 use std::path::PathBuf;
 
 use anyhow::Context as _;
@@ -18,6 +20,8 @@ pub(crate) enum Format {
     Csv,
     /// One JSON object per line.
     Jsonl,
+    /// Apache Parquet (integers, UTC timestamps, strings; nulls).
+    Parquet,
 }
 
 /// Flags of `export`.
@@ -32,6 +36,16 @@ pub(crate) struct ExportArgs {
     /// Write here instead of stdout (replaced only once the export is complete).
     #[arg(long, value_name = "FILE")]
     out: Option<PathBuf>,
+    /// Export the stored products' csv histories instead, one row per point
+    /// (asin, domain, series, time, value); kept by runs with `keep_history = true`.
+    #[arg(long)]
+    history: bool,
+}
+
+/// What was exported, for the closing line.
+enum Exported {
+    Deals(u64),
+    History(harvest::store::HistoryExport),
 }
 
 impl ExportArgs {
@@ -44,63 +58,120 @@ impl ExportArgs {
         let format = match self.format {
             Format::Csv => ExportFormat::Csv,
             Format::Jsonl => ExportFormat::Jsonl,
+            Format::Parquet => ExportFormat::Parquet,
         };
-        let rows = match &self.out {
-            None => {
-                let mut out = std::io::BufWriter::new(std::io::stdout());
-                match store.export(format, &mut out).await {
-                    // `| head`: the reader has what it wanted.
-                    Err(StoreError::Write { source, .. })
-                        if source.kind() == std::io::ErrorKind::BrokenPipe =>
-                    {
-                        return Ok(())
-                    }
-                    other => other.context("exporting")?,
-                }
-            }
-            Some(path) => {
-                // Write beside the target, then rename: a failed export
-                // never leaves a truncated file under the requested name.
-                let mut partial = path.clone().into_os_string();
-                partial.push(".partial");
-                let partial = PathBuf::from(partial);
-                let file = std::fs::File::create(&partial).map_err(|e| {
-                    usage(format!("--out: cannot create {}: {e}", partial.display()))
-                })?;
-                let mut out = std::io::BufWriter::new(file);
-                let result = store.export(format, &mut out).await;
-                let result = result.and_then(|n| {
-                    out.into_inner()
-                        .map_err(|e| e.into_error())
-                        .and_then(|f| f.sync_all())
-                        .map(|()| n)
-                        .map_err(|source| StoreError::Write {
-                            db: store.display_name().to_string(),
-                            source,
-                        })
-                });
-                let n = match result {
-                    Ok(n) => n,
-                    Err(e) => {
-                        let _ = std::fs::remove_file(&partial);
-                        return Err(e).context("exporting");
-                    }
-                };
-                std::fs::rename(&partial, path)
-                    .with_context(|| format!("cannot move the export to {}", path.display()))?;
-                n
-            }
+        if format == ExportFormat::Parquet && self.out.is_none() && std::io::stdout().is_terminal()
+        {
+            return Err(usage(
+                "--format parquet writes binary data: give --out FILE or redirect stdout",
+            ));
+        }
+        if self.history && store.count_histories().await.context("exporting")? == 0 {
+            store.close().await;
+            return Err(usage(format!(
+                "{} holds no product histories: they are kept only by runs with \
+                 `keep_history = true` in the config (from then on, for every product fetched)",
+                store.display_name()
+            )));
+        }
+        let Some(done) = self.write(&store, format).await? else {
+            return Ok(()); // `| head`: the reader has what it wanted.
         };
         store.close().await;
         let dest = self
             .out
             .as_ref()
             .map_or("stdout".to_string(), |p| p.display().to_string());
+        let mut err = std::io::stderr();
+        let what = match done {
+            Exported::Deals(rows) => format!("{rows} deals"),
+            Exported::History(h) => {
+                for why in &h.skipped {
+                    let _ = writeln!(err, "warning: history left out: {why}");
+                }
+                format!(
+                    "{} history points of {} products{}",
+                    h.rows,
+                    h.products,
+                    if h.skipped.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" ({} series left out, see the warnings)", h.skipped.len())
+                    }
+                )
+            }
+        };
         let _ = writeln!(
-            std::io::stderr(),
-            "exported {rows} deals from {} to {dest}",
+            err,
+            "exported {what} from {} to {dest}",
             store.display_name()
         );
         Ok(())
+    }
+
+    /// Runs the export into stdout or `--out`; `None` when stdout was
+    /// closed early (a pipe into `head`).
+    async fn write(
+        &self,
+        store: &harvest::store::Store,
+        format: ExportFormat,
+    ) -> anyhow::Result<Option<Exported>> {
+        let Some(path) = &self.out else {
+            let mut out = std::io::BufWriter::new(std::io::stdout());
+            return match self.export_to(store, format, &mut out).await {
+                Err(StoreError::Write { source, .. })
+                    if source.kind() == std::io::ErrorKind::BrokenPipe =>
+                {
+                    Ok(None)
+                }
+                other => Ok(Some(other.context("exporting")?)),
+            };
+        };
+        // Write beside the target, then rename: a failed export never
+        // leaves a truncated file under the requested name.
+        let mut partial = path.clone().into_os_string();
+        partial.push(".partial");
+        let partial = PathBuf::from(partial);
+        let file = std::fs::File::create(&partial)
+            .map_err(|e| usage(format!("--out: cannot create {}: {e}", partial.display())))?;
+        let mut out = std::io::BufWriter::new(file);
+        let result = self.export_to(store, format, &mut out).await;
+        let result = result.and_then(|done| {
+            out.into_inner()
+                .map_err(|e| e.into_error())
+                .and_then(|f| f.sync_all())
+                .map(|()| done)
+                .map_err(|source| StoreError::Write {
+                    db: store.display_name().to_string(),
+                    source,
+                })
+        });
+        let done = match result {
+            Ok(done) => done,
+            Err(e) => {
+                let _ = std::fs::remove_file(&partial);
+                return Err(e).context("exporting");
+            }
+        };
+        std::fs::rename(&partial, path)
+            .with_context(|| format!("cannot move the export to {}", path.display()))?;
+        Ok(Some(done))
+    }
+
+    /// Deals, or with `--history` the histories, into `out`.
+    async fn export_to(
+        &self,
+        store: &harvest::store::Store,
+        format: ExportFormat,
+        out: &mut (dyn std::io::Write + Send),
+    ) -> Result<Exported, StoreError> {
+        if self.history {
+            store
+                .export_history(format, out)
+                .await
+                .map(Exported::History)
+        } else {
+            store.export(format, out).await.map(Exported::Deals)
+        }
     }
 }

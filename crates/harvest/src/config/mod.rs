@@ -16,7 +16,9 @@
 //! See [`DEFAULT_CONFIG_TOML`] for a complete, commented example. In short:
 //! - top level: `domain` (`"com"`, `"co.uk"`, … or an id 1–12; default
 //!   `com`), `keep_raw_deals` (store each deal's JSON as sent; default
-//!   false); a caller's own keys, when it names them.
+//!   false), `keep_history` (store each fetched product's csv histories,
+//!   for `export --history`; default false); a caller's own keys, when it
+//!   names them.
 //! - `[selection]`: Keepa's `/deal` selection with Keepa's names;
 //!   `domainId` comes from `domain`, `page` and `sortType` are chosen by
 //!   the jobs. Absent: the built-in books selection (amazon.com only).
@@ -89,6 +91,7 @@ pub const RUN_KEYS: &[&str] = &[
     "recheck",
     "keep_raw_deals",
     "alert",
+    "keep_history",
 ];
 
 /// Everything a harvest run needs, validated.
@@ -114,6 +117,11 @@ pub struct RunConfig {
     pub keep_raw_deals: bool,
     /// The `[[alert]]` tables, in file order (none: no alerts).
     pub alerts: Vec<AlertConfig>,
+    /// Store each fetched product's `csv` histories (`keep_history`,
+    /// default false): they come with every product answer at no extra
+    /// token cost, and `export --history` decodes them. Typically a few KB
+    /// a product.
+    pub keep_history: bool,
 }
 
 /// The three stages, each optional.
@@ -300,6 +308,7 @@ impl RunConfig {
             recheck: read_recheck(&top)?,
             keep_raw_deals: top.boolean("keep_raw_deals")?.unwrap_or(false),
             alerts: alerts::read_alerts(&top)?,
+            keep_history: top.boolean("keep_history")?.unwrap_or(false),
         };
         Ok((config, Extras::read(&top, extra)?))
     }
@@ -336,6 +345,7 @@ impl RunConfig {
                 recheck: RecheckConfig::default(),
                 keep_raw_deals: false,
                 alerts: Vec::new(),
+                keep_history: false,
             },
         }
     }

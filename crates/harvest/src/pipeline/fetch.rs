@@ -96,7 +96,8 @@ impl Shared {
     /// an equal share of the charge. A body that does not parse, or that
     /// lacks `products`, is a failed call, retried within the retry budget
     /// like any other; so is an answer with none of the ASINs asked for,
-    /// which is taken as it is only once that budget is spent.
+    /// which is taken as it is only once that budget is spent. With
+    /// `keep_history`, each row carries the product's `csv` histories.
     pub(crate) async fn fetch_products(
         &self,
         job: &JobSpec,
@@ -176,7 +177,14 @@ impl Shared {
             .partition(|p| shape.offers.is_some() && p.offers_successful == Some(false));
         let items = whole
             .into_iter()
-            .map(|p| extract::product(p, self.domain, shape.stage.as_str(), at_ms, share))
+            .map(|p| {
+                let mut item = extract::product(p, self.domain, shape.stage.as_str(), at_ms, share);
+                if self.cfg.keep_history && !p.csv.is_empty() {
+                    // The parsed integers written back: what Keepa sent.
+                    item.row.history_csv = serde_json::to_string(&p.csv).ok();
+                }
+                item
+            })
             .collect();
         Ok(Fetched {
             asked,

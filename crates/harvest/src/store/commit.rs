@@ -97,6 +97,7 @@ macro_rules! commit_steps {
                 deals(&mut tx, &batch.deals, db).await?;
                 let committed = outbox(&mut tx, batch, &before, updated_at, db).await?;
                 products(&mut tx, &batch.products, db).await?;
+                histories(&mut tx, &batch.products, db).await?;
                 rejections(&mut tx, &batch.rejections, db).await?;
                 requests(&mut tx, &batch.requests, db).await?;
                 pages(&mut tx, &batch.pages, updated_at, db).await?;
@@ -270,6 +271,28 @@ macro_rules! commit_steps {
                         .execute(&mut **tx)
                         .await
                         .map_err(q(db, "upsert product"))?;
+                }
+                Ok(())
+            }
+
+            /// The csv histories the products carry (`keep_history`).
+            async fn histories(
+                tx: &mut Tx,
+                rows: &[ProductRow],
+                db: &str,
+            ) -> Result<(), StoreError> {
+                for r in rows {
+                    let Some(csv) = r.history_csv.as_deref() else {
+                        continue;
+                    };
+                    sqlx::query(sql::UPSERT_HISTORY)
+                        .bind(i64::from(r.domain))
+                        .bind(r.asin.as_str())
+                        .bind(csv)
+                        .bind(r.fetched_at_ms)
+                        .execute(&mut **tx)
+                        .await
+                        .map_err(q(db, "upsert product history"))?;
                 }
                 Ok(())
             }

@@ -1,5 +1,5 @@
-//! The store: deals, products, rejections, checkpoints and the request
-//! ledger, in SQLite (one file, WAL) or PostgreSQL, behind one interface.
+//! The store: deals, products (and, kept on request, their csv
+//! histories), rejections, checkpoints and the request ledger, in SQLite (one file, WAL) or PostgreSQL, behind one interface.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), harvest::store::StoreError> {
@@ -40,12 +40,14 @@ mod export;
 mod locks;
 mod open;
 mod outbox;
+mod parquet;
 mod queries;
 mod rows;
 mod sql;
 mod status;
 
 pub use error::{redact, StoreError};
+pub use export::HistoryExport;
 pub use locks::{lock_id, Locks};
 pub use outbox::{feed_price, OutboxCounts, OutboxRow};
 pub use rows::{
@@ -69,6 +71,9 @@ pub enum ExportFormat {
     Csv,
     /// One JSON object per line; NULL is `null`.
     Jsonl,
+    /// Apache Parquet (snappy): integers `INT64`, times UTC timestamps in
+    /// milliseconds, text UTF-8 strings, NULL a null.
+    Parquet,
 }
 
 #[derive(Clone)]

@@ -213,6 +213,11 @@ pub struct ProductRow {
     pub stage: String,
     /// Tokens the fetch cost (this product's share).
     pub tokens_charged: i64,
+    /// The product's `csv` histories as Keepa sent them (the JSON array),
+    /// when the run keeps them (`keep_history`): stored opaque in
+    /// `product_histories`, replaced by a fetch at least as new, decoded
+    /// only by `export --history`. `None` leaves a stored one as it was.
+    pub history_csv: Option<String>,
 }
 
 /// A product deliberately rejected by a pipeline stage, remembered until

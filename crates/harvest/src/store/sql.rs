@@ -36,6 +36,12 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("migrations/0004_alert_outbox.sqlite.sql"),
         postgres: include_str!("migrations/0004_alert_outbox.postgres.sql"),
     },
+    Migration {
+        version: 6,
+        name: "product_histories",
+        sqlite: include_str!("migrations/0006_product_histories.sqlite.sql"),
+        postgres: include_str!("migrations/0006_product_histories.postgres.sql"),
+    },
 ];
 
 pub(crate) const CREATE_SCHEMA_MIGRATIONS: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (
@@ -129,6 +135,17 @@ pub(crate) fn upsert_product() -> String {
     )
 }
 
+/// A product's csv histories: replaced by a fetch at least as new.
+pub(crate) const UPSERT_HISTORY: &str =
+    "INSERT INTO product_histories (domain, asin, csv, fetched_at_ms) VALUES ($1, $2, $3, $4)
+ON CONFLICT (domain, asin) DO UPDATE SET csv = excluded.csv, fetched_at_ms = excluded.fetched_at_ms
+WHERE excluded.fetched_at_ms >= product_histories.fetched_at_ms";
+
+/// One page of stored histories, keyset-paged by `(domain, asin)`.
+pub(crate) const HISTORY_PAGE: &str = "SELECT domain, asin, csv FROM product_histories \
+     WHERE domain > $1 OR (domain = $1 AND asin > $2) ORDER BY domain, asin LIMIT $3";
+pub(crate) const COUNT_HISTORIES: &str = "SELECT COUNT(*) FROM product_histories";
+
 /// A rejection: replaced by one at least as new.
 pub(crate) const UPSERT_REJECTION: &str =
     "INSERT INTO rejections (domain, asin, stage, reason, rejected_at_ms, expires_at_ms)
@@ -190,6 +207,12 @@ pub(crate) fn in_list(first: usize, n: usize) -> String {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Kind {
     Int,
+    /// Unix milliseconds (an integer in CSV and JSON Lines, a UTC
+    /// timestamp in Parquet).
+    Time,
+    /// Unix milliseconds written as an RFC 3339 UTC time in CSV and JSON
+    /// Lines (`2026-01-08T00:31:00Z`), a UTC timestamp in Parquet.
+    Instant,
     Text,
 }
 
@@ -215,10 +238,10 @@ pub(crate) fn export_columns() -> Vec<(String, String, Kind)> {
         ("delta_week", Kind::Int),
         ("delta_month", Kind::Int),
         ("delta_quarter", Kind::Int),
-        ("creation_date_ms", Kind::Int),
-        ("last_update_ms", Kind::Int),
-        ("first_seen_ms", Kind::Int),
-        ("last_seen_ms", Kind::Int),
+        ("creation_date_ms", Kind::Time),
+        ("last_update_ms", Kind::Time),
+        ("first_seen_ms", Kind::Time),
+        ("last_seen_ms", Kind::Time),
     ];
     let mut out: Vec<(String, String, Kind)> = DEAL
         .iter()
@@ -227,6 +250,8 @@ pub(crate) fn export_columns() -> Vec<(String, String, Kind)> {
     for c in PRODUCT_COLUMNS {
         let kind = if matches!(*c, "title" | "lowest_used_seller" | "stage") {
             Kind::Text
+        } else if c.ends_with("_ms") {
+            Kind::Time
         } else {
             Kind::Int
         };
