@@ -24,6 +24,12 @@ enum Cleanup {
     Schema { url: String, schema: String },
 }
 
+mod dashboard;
+pub use dashboard::{
+    a_missing_lower_migration_is_applied_and_an_unknown_one_refused,
+    dashboard_reads_what_was_committed, dashboard_shows_the_alert_outbox_when_it_exists,
+};
+
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 
 fn unique(prefix: &str) -> String {
@@ -121,7 +127,10 @@ macro_rules! backend_suite {
             concurrent_commits_from_separate_handles,
             deal_deltas_and_raw_json_round_trip,
             feed_pages_are_recorded_once_with_their_rows,
-            claims_exclude_other_processes_until_released
+            claims_exclude_other_processes_until_released,
+            dashboard_reads_what_was_committed,
+            dashboard_shows_the_alert_outbox_when_it_exists,
+            a_missing_lower_migration_is_applied_and_an_unknown_one_refused
         );
     };
     (@tests $fixture:path; $($name:ident),*) => {
