@@ -9,6 +9,7 @@ pub(crate) mod estimate;
 pub(crate) mod export;
 pub(crate) mod fake_keepa;
 pub(crate) mod run;
+pub(crate) mod serve;
 pub(crate) mod simulate;
 pub(crate) mod status;
 
@@ -29,6 +30,8 @@ pub(crate) enum Command {
     Status(status::StatusArgs),
     /// Stored deals with their product fields, as CSV or JSON Lines.
     Export(export::ExportArgs),
+    /// The web dashboard over a database (prints `listening on http://ADDR`).
+    Serve(serve::ServeArgs),
 }
 
 impl Command {
@@ -54,6 +57,7 @@ impl Command {
             Command::Run(args) => args.run(&ctx).await,
             Command::Status(args) => args.run(&ctx).await,
             Command::Export(args) => args.run(&ctx).await,
+            Command::Serve(args) => args.run(&ctx).await,
         }
     }
 }

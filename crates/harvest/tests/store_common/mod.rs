@@ -25,6 +25,7 @@ enum Cleanup {
 }
 
 mod dashboard;
+#[allow(unused_imports)] // not every test file runs the suite
 pub use dashboard::{
     a_missing_lower_migration_is_applied_and_an_unknown_one_refused,
     dashboard_reads_what_was_committed, dashboard_shows_the_alert_outbox_when_it_exists,
