@@ -125,10 +125,10 @@ fn address_in(line: &str) -> SocketAddr {
 }
 
 /// What the database holds, read by the store directly.
-fn in_database(db: &Path) -> (i64, i64) {
+fn in_database(db: &str) -> (i64, i64) {
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
-        let store = Store::open_existing(db.to_str().unwrap()).await.unwrap();
+        let store = Store::open_existing(db).await.unwrap();
         let s = store.status(0).await.unwrap();
         store.close().await;
         (s.deals as i64, s.tokens_total)
@@ -223,36 +223,11 @@ fn the_dashboard_shows_what_the_database_holds_during_and_after_a_run() {
         TcpStream::connect(addr).is_err(),
         "the dashboard stops with the run"
     );
-    let (deals, tokens) = in_database(&db);
+    let (deals, tokens) = in_database(db.to_str().unwrap());
     assert!(deals >= 20 && tokens > 0);
 
     // `serve` over the stopped run's database: exactly its numbers.
-    let mut child = Command::new(common::bin())
-        .args([
-            "serve",
-            "--db",
-            db.to_str().unwrap(),
-            "--target-deals",
-            "2000",
-        ])
-        .env_remove("RUST_LOG")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let mut line = String::new();
-        let _ = BufReader::new(stdout).read_line(&mut line);
-        let _ = tx.send(line);
-    });
-    let line = rx.recv_timeout(Duration::from_secs(60));
-    let serve = ServeGuard(child);
-    let line = line.expect("serve printed its address");
-    assert!(line.starts_with("listening on http://127.0.0.1:"), "{line}");
-    let addr = address_in(&line);
+    let (serve, addr) = start_serve(db.to_str().unwrap());
     let s = state(addr);
     assert_eq!(deals_and_tokens(&s), (deals, tokens));
     assert!(
@@ -278,6 +253,30 @@ fn the_dashboard_shows_what_the_database_holds_during_and_after_a_run() {
     }
     drop(serve);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `serve --db DB` on a free loopback port, and the address it printed.
+fn start_serve(db: &str) -> (ServeGuard, SocketAddr) {
+    let mut child = Command::new(common::bin())
+        .args(["serve", "--db", db, "--target-deals", "2000"])
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        let _ = BufReader::new(stdout).read_line(&mut line);
+        let _ = tx.send(line);
+    });
+    let line = rx.recv_timeout(Duration::from_secs(60));
+    let guard = ServeGuard(child);
+    let line = line.expect("serve printed its address");
+    assert!(line.starts_with("listening on http://127.0.0.1:"), "{line}");
+    (guard, address_in(&line))
 }
 
 /// Kills `serve` when the test ends, passed or not.
@@ -313,5 +312,59 @@ fn serve_refuses_a_missing_database_and_a_busy_address() {
         None,
     );
     out.expect(2, &addr);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn serve_shows_a_postgres_database() {
+    let Ok(url) = std::env::var("KEEPA_HARVEST_TEST_PG") else {
+        eprintln!("KEEPA_HARVEST_TEST_PG is unset: the PostgreSQL dashboard test did NOT run");
+        return;
+    };
+    let dir = temp_dir("dashboard", "pg");
+    let schema = format!("dash_{}", std::process::id());
+    let sep = if url.contains('?') { '&' } else { '?' };
+    let db = format!("{url}{sep}options=-c%20search_path%3D{schema}");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let admin = |sql: String| {
+        rt.block_on(async {
+            let pool = sqlx::PgPool::connect(&url).await.unwrap();
+            sqlx::query(sqlx::AssertSqlSafe(sql))
+                .execute(&pool)
+                .await
+                .unwrap();
+            pool.close().await;
+        })
+    };
+    admin(format!("DROP SCHEMA IF EXISTS {schema} CASCADE"));
+    admin(format!("CREATE SCHEMA {schema}"));
+    let run = common::run(
+        &[
+            "run",
+            "--sandbox",
+            "--quiet",
+            "--db",
+            &db,
+            "--target-deals",
+            "10",
+        ],
+        None,
+    );
+    assert_eq!(run.code(), Some(0), "{}", run.stderr);
+    let (deals, tokens) = in_database(&db);
+    assert!(deals >= 10 && tokens > 0);
+    let (serve, addr) = start_serve(&db);
+    let s = state(addr);
+    assert_eq!(deals_and_tokens(&s), (deals, tokens));
+    assert!(!s["samples"].as_array().unwrap().is_empty(), "{s}");
+    assert!(s["spend"].as_array().is_some_and(|b| !b.is_empty()), "{s}");
+    assert_eq!(s["deals"].as_array().unwrap().len() as i64, deals.min(20));
+    if let Some(browser) = chromium() {
+        let dom = dump_dom(&browser, &format!("http://{addr}/"), &dir.join("profile"));
+        assert_eq!(shown(&dom, "deals-stored"), deals);
+        assert_eq!(shown(&dom, "tokens-spent"), tokens);
+    }
+    drop(serve);
+    admin(format!("DROP SCHEMA {schema} CASCADE"));
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -12,7 +12,7 @@ use prometheus_client::registry::Registry;
 
 use super::MetricsSnapshot;
 
-/// The content type of [`render`]'s text (OpenMetrics 1.0.0, which
+/// The content type of the metrics text (OpenMetrics 1.0.0, which
 /// Prometheus asks for and parses).
 pub const PROMETHEUS_CONTENT_TYPE: &str =
     "application/openmetrics-text; version=1.0.0; charset=utf-8";

@@ -37,7 +37,9 @@ FROM deals d LEFT JOIN products p ON p.domain = d.domain AND p.asin = d.asin
 ORDER BY d.first_seen_ms DESC, d.domain, d.asin LIMIT $1";
 const REJECTIONS: &str = "SELECT stage, reason, COUNT(*),
     CAST(SUM(CASE WHEN expires_at_ms > $1 THEN 1 ELSE 0 END) AS BIGINT)
-FROM rejections GROUP BY stage, reason ORDER BY COUNT(*) DESC, stage, reason LIMIT 50";
+FROM rejections GROUP BY stage, reason ORDER BY COUNT(*) DESC, stage, reason LIMIT 10000";
+/// Rows of [`DashboardData::rejections`] at most.
+pub const REJECTION_ROWS: usize = 50;
 const OUTBOX_EXISTS_SQLITE: &str =
     "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'alert_outbox'";
 const OUTBOX_EXISTS_PG: &str = "SELECT COUNT(*) FROM information_schema.tables
@@ -108,7 +110,9 @@ pub struct DealView {
     pub offers_used: Option<i64>,
 }
 
-/// Rejections with one `(stage, reason)`.
+/// Rejections with one `(stage, reason)`; a failed rule's reason is
+/// counted without the value it saw (`… failed (actual: 19)` and
+/// `… failed (actual: 18)` are one row, `… failed`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct RejectionCount {
     /// The stage that rejected.
@@ -240,14 +244,16 @@ impl Store {
                     offers_used: row.try_get(12).map_err(q)?,
                 });
             }
+            let mut raw = Vec::new();
             for row in sqlx::query(REJECTIONS).bind(now_ms).fetch_all(p).await.map_err(q)? {
-                d.rejections.push(RejectionCount {
+                raw.push(RejectionCount {
                     stage: row.try_get(0).map_err(q)?,
                     reason: row.try_get(1).map_err(q)?,
                     total: row.try_get(2).map_err(q)?,
                     active: row.try_get::<Option<i64>, _>(3).map_err(q)?.unwrap_or(0),
                 });
             }
+            d.rejections = by_rule(raw);
             let has_outbox: i64 = sqlx::query_scalar(outbox_sql).fetch_one(p).await.map_err(q)?;
             if has_outbox > 0 {
                 let row = sqlx::query(OUTBOX_STATE).fetch_one(p).await.map_err(q)?;
@@ -267,6 +273,33 @@ impl Store {
     }
 }
 
+/// Rejections counted per rule (the value seen dropped from the reason),
+/// most first, at most [`REJECTION_ROWS`].
+fn by_rule(raw: Vec<RejectionCount>) -> Vec<RejectionCount> {
+    let mut sum: std::collections::BTreeMap<(String, String), (i64, i64)> = Default::default();
+    for r in raw {
+        let reason = match r.reason.rsplit_once(" (actual: ") {
+            Some((rule, _)) if r.reason.ends_with(')') => rule.to_string(),
+            _ => r.reason,
+        };
+        let e = sum.entry((r.stage, reason)).or_default();
+        e.0 += r.total;
+        e.1 += r.active;
+    }
+    let mut out: Vec<RejectionCount> = sum
+        .into_iter()
+        .map(|((stage, reason), (total, active))| RejectionCount {
+            stage,
+            reason,
+            total,
+            active,
+        })
+        .collect();
+    out.sort_by(|a, b| b.total.cmp(&a.total).then_with(|| a.stage.cmp(&b.stage)));
+    out.truncate(REJECTION_ROWS);
+    out
+}
+
 /// At most `max` samples, evenly spaced, the newest always kept.
 fn thin(samples: Vec<BudgetSample>, max: usize) -> Vec<BudgetSample> {
     if samples.len() <= max || max < 2 {
@@ -279,6 +312,29 @@ fn thin(samples: Vec<BudgetSample>, max: usize) -> Vec<BudgetSample> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rejections_are_counted_per_rule() {
+        let r = |reason: &str, total| RejectionCount {
+            stage: "deal".into(),
+            reason: reason.into(),
+            total,
+            active: total,
+        };
+        let rows = by_rule(vec![
+            r("f:1:1: x >= 20 failed (actual: 19)", 3),
+            r("left out of Keepa's answer", 1),
+            r("f:1:1: x >= 20 failed (actual: 18)", 2),
+        ]);
+        let got: Vec<(&str, i64)> = rows.iter().map(|x| (x.reason.as_str(), x.total)).collect();
+        assert_eq!(
+            got,
+            [
+                ("f:1:1: x >= 20 failed", 5),
+                ("left out of Keepa's answer", 1)
+            ]
+        );
+    }
 
     #[test]
     fn thinning_keeps_the_ends_and_the_bound() {
