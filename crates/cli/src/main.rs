@@ -10,6 +10,7 @@ mod clock;
 mod commands;
 mod config;
 mod context;
+mod dashboard;
 mod exit;
 mod logging;
 mod metrics_http;

@@ -1,23 +1,21 @@
 //! The run's Prometheus endpoint on axum: `GET /metrics` (and `GET /`)
-//! answers [`Metrics::render_prometheus`] as
-//! `text/plain; version=0.0.4`; any other path or method gets 404. The
-//! text holds no key and no URL (see [`harvest::metrics`]).
+//! answers [`Metrics::render_prometheus`] (OpenMetrics text, rendered by
+//! `prometheus-client`); any other path or method gets 404. The text holds
+//! no key and no URL (see [`harvest::metrics`]). [`serve`] is the accept
+//! loop the dashboard shares.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
-use axum::routing::get;
+use axum::routing::{get, MethodRouter};
 use axum::Router;
-use harvest::metrics::Metrics;
+use harvest::metrics::{Metrics, PROMETHEUS_CONTENT_TYPE};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::exit::usage;
-
-/// The Prometheus text exposition's content type.
-const CONTENT_TYPE: &str = "text/plain; version=0.0.4";
 
 /// Binds `addr`, logs the bound address (`metrics at http://ADDR/metrics`)
 /// and serves in a task of its own until `stop` turns true (or its sender
@@ -26,46 +24,64 @@ const CONTENT_TYPE: &str = "text/plain; version=0.0.4";
 pub(crate) async fn start(
     addr: SocketAddr,
     metrics: Arc<Metrics>,
-    mut stop: watch::Receiver<bool>,
+    stop: watch::Receiver<bool>,
 ) -> anyhow::Result<SocketAddr> {
-    let listener = TcpListener::bind(addr)
-        .await
-        .map_err(|e| usage(format!("--metrics-addr {addr}: {e}")))?;
-    let bound = listener.local_addr().unwrap_or(addr);
-    let server = axum::serve(listener, router(metrics)).with_graceful_shutdown(async move {
-        let _ = stop.wait_for(|s| *s).await;
-    });
-    tokio::spawn(async move {
-        if let Err(e) = server.await {
-            tracing::warn!(error = %e, "metrics endpoint stopped");
-        }
-    });
+    let bound = serve(addr, "--metrics-addr", router(metrics), stop).await?;
     tracing::info!(addr = %bound, "metrics at http://{bound}/metrics");
     Ok(bound)
 }
 
-/// `/metrics` and `/` answer the text to GET (and HEAD); everything else is 404.
-fn router(metrics: Arc<Metrics>) -> Router {
-    let scrape = move || {
+/// Binds `addr` and serves `app` in a task of its own until `stop` turns
+/// true (or its sender is dropped). A failure to bind is a usage error
+/// naming `flag` and the address. Returns the bound address.
+pub(crate) async fn serve(
+    addr: SocketAddr,
+    flag: &str,
+    app: Router,
+    mut stop: watch::Receiver<bool>,
+) -> anyhow::Result<SocketAddr> {
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|e| usage(format!("{flag} {addr}: {e}")))?;
+    let bound = listener.local_addr().unwrap_or(addr);
+    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+        let _ = stop.wait_for(|s| *s).await;
+    });
+    tokio::spawn(async move {
+        if let Err(e) = server.await {
+            tracing::warn!(error = %e, "HTTP endpoint {bound} stopped");
+        }
+    });
+    Ok(bound)
+}
+
+/// `GET` (and `HEAD`) answering the metrics text, in a router of any state.
+pub(crate) fn scrape<S: Clone + Send + Sync + 'static>(metrics: Arc<Metrics>) -> MethodRouter<S> {
+    get(move || {
         let metrics = metrics.clone();
         async move {
             (
-                [(header::CONTENT_TYPE, CONTENT_TYPE)],
+                [(header::CONTENT_TYPE, PROMETHEUS_CONTENT_TYPE)],
                 metrics.render_prometheus(),
             )
         }
-    };
+    })
+}
+
+/// `/metrics` and `/` answer the text to GET (and HEAD); everything else is 404.
+fn router(metrics: Arc<Metrics>) -> Router {
     Router::new()
-        .route("/metrics", get(scrape.clone()))
-        .route("/", get(scrape))
+        .route("/metrics", scrape(metrics.clone()))
+        .route("/", scrape(metrics))
         .fallback(not_found)
         .method_not_allowed_fallback(not_found)
 }
 
-async fn not_found() -> impl IntoResponse {
+/// 404, plain text.
+pub(crate) async fn not_found() -> impl IntoResponse {
     (
         StatusCode::NOT_FOUND,
-        [(header::CONTENT_TYPE, CONTENT_TYPE)],
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
         "not found\n",
     )
 }
@@ -102,13 +118,14 @@ mod tests {
         assert!(head.starts_with("HTTP/1.1 200"), "{head}");
         assert!(
             head.to_ascii_lowercase()
-                .contains("content-type: text/plain; version=0.0.4"),
+                .contains("content-type: application/openmetrics-text; version=1.0.0"),
             "{head}"
         );
         assert!(
             body.contains("keepa_harvest_tokens_spent_total{job=\"backfill\",stage=\"feed\"} 5"),
             "{body}"
         );
+        assert!(body.trim_end().ends_with("# EOF"), "{body}");
         assert!(request(addr, &get("/")).await.starts_with("HTTP/1.1 200"));
         for other in [
             get("/nope"),

@@ -221,6 +221,7 @@ async fn a_second_run_stores_nothing_twice_and_spends_only_on_refresh() {
         "refresh_runs_late",
         "refresh_delay_p99_s",
         "refresh_tokens_per_min",
+        "alerts",
         "min_balance",
         "keepa_elapsed_s",
         "wall_elapsed_s",
@@ -229,7 +230,7 @@ async fn a_second_run_stores_nothing_twice_and_spends_only_on_refresh() {
     }
     assert_eq!(
         s.as_object().unwrap().len(),
-        25,
+        26,
         "summary has extra keys: {s}"
     );
     assert!(s["deals_stored"].as_u64().unwrap() >= 60);

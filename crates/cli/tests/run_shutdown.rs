@@ -157,9 +157,14 @@ async fn metrics_endpoint_serves_prometheus_text_without_the_key() {
     let resp = http_get(addr, "/metrics");
     let (head, body) = resp.split_once("\r\n\r\n").expect("an HTTP response");
     assert!(head.starts_with("HTTP/1.1 200"), "{head}");
-    assert!(head.contains("text/plain; version=0.0.4"), "{head}");
+    assert!(
+        head.contains("application/openmetrics-text; version=1.0.0"),
+        "{head}"
+    );
     for name in [
-        "# TYPE keepa_harvest_deals_stored_total counter",
+        // OpenMetrics: the family is named without `_total`, its sample with it.
+        "# TYPE keepa_harvest_deals_stored counter",
+        "keepa_harvest_deals_stored_total ",
         "keepa_harvest_tokens_spent_total{job=\"backfill\"",
         "keepa_harvest_requests_total{status=\"200\"}",
         "keepa_harvest_own_429_total",

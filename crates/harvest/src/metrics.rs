@@ -1,16 +1,19 @@
 //! What a run has done so far, for progress, the summary and Prometheus.
 //!
 //! One [`Metrics`] per run, shared by the jobs; [`Metrics::render_prometheus`]
-//! writes the text a scrape gets (serving it is the binary's business).
+//! writes the text a scrape gets through `prometheus-client` (serving it is
+//! the binary's business).
 //! Nothing here holds the API key or any URL: labels are job, stage,
 //! endpoint and status names only.
 
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::figures::{RefreshBook, TokenAccount, TokenBreakdown};
+
+mod prometheus;
+pub use prometheus::PROMETHEUS_CONTENT_TYPE;
 
 /// Counters and gauges of one run. Cheap to share (`Arc`).
 #[derive(Debug, Default)]
@@ -314,193 +317,12 @@ impl Metrics {
         }
     }
 
-    /// The Prometheus text exposition (version 0.0.4).
+    /// The OpenMetrics text a scrape gets (content type
+    /// [`PROMETHEUS_CONTENT_TYPE`]), rendered by `prometheus-client` from
+    /// one [`snapshot`](Self::snapshot).
     pub fn render_prometheus(&self) -> String {
-        let s = self.snapshot();
-        let mut out = String::new();
-        let mut metric = |name: &str, kind: &str, help: &str, lines: Vec<(String, String)>| {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-            for (labels, value) in lines {
-                let _ = writeln!(out, "{name}{labels} {value}");
-            }
-        };
-        let one = |v: String| vec![(String::new(), v)];
-        metric(
-            "keepa_harvest_deals_stored_total",
-            "counter",
-            "Deals stored by this run (passed the whole pipeline).",
-            one(s.deals_stored.to_string()),
-        );
-        metric(
-            "keepa_harvest_deals_updated_total",
-            "counter",
-            "Stored deals updated by this run.",
-            one(s.deals_updated.to_string()),
-        );
-        metric(
-            "keepa_harvest_products_fetched_total",
-            "counter",
-            "Products fetched from Keepa by this run.",
-            one(s.products_fetched.to_string()),
-        );
-        metric(
-            "keepa_harvest_rejected_total",
-            "counter",
-            "Deals rejected, by pipeline stage.",
-            s.rejected
-                .iter()
-                .map(|(k, v)| (format!("{{stage=\"{}\"}}", label(k)), v.to_string()))
-                .collect(),
-        );
-        metric(
-            "keepa_harvest_tokens_spent_total",
-            "counter",
-            "Tokens Keepa charged, by job and stage.",
-            s.tokens
-                .iter()
-                .map(|((j, st), v)| {
-                    (
-                        format!("{{job=\"{}\",stage=\"{}\"}}", label(j), label(st)),
-                        v.to_string(),
-                    )
-                })
-                .collect(),
-        );
-        metric(
-            "keepa_harvest_requests_total",
-            "counter",
-            "Requests sent to Keepa, by outcome.",
-            s.requests
-                .iter()
-                .map(|(k, v)| (format!("{{status=\"{}\"}}", label(k)), v.to_string()))
-                .collect(),
-        );
-        failure_metrics(&s, &mut metric);
-        if let Some(b) = s.balance {
-            metric(
-                "keepa_harvest_tokens_left",
-                "gauge",
-                "Balance in the newest envelope.",
-                one(b.to_string()),
-            );
-        }
-        if let Some(r) = s.refill_rate {
-            metric(
-                "keepa_harvest_refill_rate",
-                "gauge",
-                "Tokens per minute in the newest envelope.",
-                one(r.to_string()),
-            );
-        }
-        metric(
-            "keepa_harvest_backfill_pages_total",
-            "counter",
-            "Deal-feed pages the backfill has finished.",
-            one(s.backfill_pages.to_string()),
-        );
-        metric(
-            "keepa_harvest_refresh_runs_total",
-            "counter",
-            "Refresh periods that began (due), whether or not a run started.",
-            one(s.refresh_due.to_string()),
-        );
-        metric(
-            "keepa_harvest_refresh_runs_late_total",
-            "counter",
-            "Refresh periods with no run started within max_delay (skipped or overrun).",
-            one(s.refresh_late.to_string()),
-        );
-        if let Some(b) = &s.token_breakdown {
-            token_metrics(b, &mut metric);
-        }
-        if let Some(l) = s.refresh_lag_ms {
-            metric(
-                "keepa_harvest_refresh_lag_seconds",
-                "gauge",
-                "Age of the newest deal the refresh has handled (server time).",
-                one(format!("{:.3}", l as f64 / 1000.0)),
-            );
-        }
-        out
+        prometheus::render(self.snapshot())
     }
-}
-
-/// The counters of calls that did not deliver: retries, in-body errors,
-/// estimated charges, own 429s.
-fn failure_metrics(
-    s: &MetricsSnapshot,
-    metric: &mut impl FnMut(&str, &str, &str, Vec<(String, String)>),
-) {
-    for (name, help, value) in [
-        (
-            "keepa_harvest_retries_total",
-            "Retries after server errors, broken connections and undecodable bodies.",
-            s.retries,
-        ),
-        (
-            "keepa_harvest_in_body_errors_total",
-            "2xx answers with an error in the body or without their payload (failed calls).",
-            s.in_body_errors,
-        ),
-        (
-            "keepa_harvest_charges_estimated_total",
-            "2xx answers without tokensConsumed, charged at the cost prediction.",
-            s.charges_estimated,
-        ),
-        (
-            "keepa_harvest_own_429_total",
-            "HTTP 429 answers to this run's requests.",
-            s.own_429,
-        ),
-    ] {
-        metric(
-            name,
-            "counter",
-            help,
-            vec![(String::new(), value.to_string())],
-        );
-    }
-}
-
-/// The whole-run token breakdown (README "What the figures mean").
-fn token_metrics(
-    b: &TokenBreakdown,
-    metric: &mut impl FnMut(&str, &str, &str, Vec<(String, String)>),
-) {
-    for (name, kind, help, value) in [
-        (
-            "keepa_harvest_tokens_available_total",
-            "counter",
-            "Balance at the run's first /token plus the refill that arrived since.",
-            b.available.to_string(),
-        ),
-        (
-            "keepa_harvest_tokens_lost_at_cap_total",
-            "counter",
-            "Refill the bucket cap threw away during the run.",
-            b.lost_at_cap.to_string(),
-        ),
-        (
-            "keepa_harvest_tokens_spent_by_others",
-            "gauge",
-            "Tokens the balance lost beyond this run's charges (another client of the key).",
-            b.spent_by_others.to_string(),
-        ),
-        (
-            "keepa_harvest_utilization_ratio",
-            "gauge",
-            "Tokens this run spent / tokens available over the run.",
-            format!("{:.4}", b.utilization()),
-        ),
-    ] {
-        metric(name, kind, help, vec![(String::new(), value)]);
-    }
-}
-
-fn label(s: &str) -> String {
-    s.replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', " ")
 }
 
 /// Reads a metrics address: `HOST:PORT` (`127.0.0.1:9100`, `[::1]:9100`,
@@ -565,7 +387,7 @@ mod tests {
             "keepa_harvest_tokens_available_total 2400",
             "keepa_harvest_tokens_lost_at_cap_total 1200",
             "keepa_harvest_tokens_spent_by_others 0",
-            "keepa_harvest_utilization_ratio 0.0000",
+            "keepa_harvest_utilization_ratio 0.0",
             "keepa_harvest_refresh_runs_total 13",
             "keepa_harvest_refresh_runs_late_total 11",
         ] {

@@ -10,6 +10,7 @@ pub(crate) mod estimate;
 pub(crate) mod export;
 pub(crate) mod fake_keepa;
 pub(crate) mod run;
+pub(crate) mod serve;
 pub(crate) mod simulate;
 pub(crate) mod status;
 
@@ -32,6 +33,8 @@ pub(crate) enum Command {
     Export(export::ExportArgs),
     /// Alert webhooks: `alert test` sends a sample to each configured [[alert]].
     Alert(alert::AlertArgs),
+    /// The web dashboard over a database (prints `listening on http://ADDR`).
+    Serve(serve::ServeArgs),
 }
 
 impl Command {
@@ -58,6 +61,7 @@ impl Command {
             Command::Status(args) => args.run(&ctx).await,
             Command::Export(args) => args.run(&ctx).await,
             Command::Alert(args) => args.run(&ctx).await,
+            Command::Serve(args) => args.run(&ctx).await,
         }
     }
 }

@@ -46,6 +46,11 @@ pub(crate) struct RunArgs {
     /// Serve Prometheus metrics at http://ADDR/metrics; a bare port (`9100`) binds loopback only.
     #[arg(long, value_name = "ADDR|PORT", value_parser = harvest::metrics::parse_addr)]
     metrics_addr: Option<SocketAddr>,
+    /// Serve the web dashboard (and /metrics) at http://ADDR/ while the run
+    /// lasts; a bare port binds loopback only. The stderr line
+    /// `dashboard: listening on http://ADDR` names the address bound.
+    #[arg(long, value_name = "ADDR|PORT", value_parser = harvest::metrics::parse_addr)]
+    ui: Option<SocketAddr>,
     /// Budget policy: flow (default), controlled-deficit, wait-for-max.
     #[arg(long, value_name = "NAME")]
     policy: Option<String>,
@@ -150,6 +155,26 @@ impl RunArgs {
         if let Some(addr) = plan.metrics_addr {
             crate::metrics_http::start(addr, metrics.clone(), stop_rx.clone()).await?;
         }
+        let sampler = tokio::spawn(crate::dashboard::sampler::sample_loop(
+            store.clone(),
+            metrics.clone(),
+            stop_rx.clone(),
+        ));
+        if let Some(addr) = self.ui {
+            let source = crate::dashboard::Source {
+                store: store.clone(),
+                target_deals: plan.target_deals,
+            };
+            let bound = crate::dashboard::start(
+                addr,
+                "--ui",
+                source,
+                Some(metrics.clone()),
+                stop_rx.clone(),
+            )
+            .await?;
+            crate::logging::eprintln_above_bars(format!("dashboard: listening on http://{bound}"));
+        }
         if let Some(s) = &server.sandbox {
             if !ctx.json && !self.quiet {
                 eprintln!("{}", sandbox_banner(s, &plan.db));
@@ -183,6 +208,7 @@ impl RunArgs {
         if let Some(p) = progress {
             let _ = p.await;
         }
+        let _ = sampler.await;
         if let Some(s) = server.sandbox {
             s.shutdown().await;
         }

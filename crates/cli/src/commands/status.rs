@@ -10,6 +10,7 @@ use crate::context::{CommandFlags, Context};
 use crate::exit::usage;
 
 mod render;
+pub(crate) use render::job_lines;
 use render::render;
 
 /// Flags of `status`.

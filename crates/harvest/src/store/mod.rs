@@ -35,6 +35,7 @@ macro_rules! with_pool {
 }
 
 mod commit;
+mod dashboard;
 mod error;
 mod export;
 mod locks;
@@ -46,6 +47,9 @@ mod rows;
 mod sql;
 mod status;
 
+pub use dashboard::{
+    AlertState, BudgetSample, DashboardData, DealView, RejectionCount, SpendBucket, MAX_SAMPLES,
+};
 pub use error::{redact, StoreError};
 pub use export::HistoryExport;
 pub use locks::{lock_id, Locks};

@@ -160,6 +160,10 @@ impl Store {
 
     /// Applies the migrations the database lacks, in one transaction
     /// (serialised between processes: `BEGIN IMMEDIATE` / an advisory lock).
+    /// "Lacks" is by version, not "above the highest applied": a migration
+    /// merged with a lower number than one already applied (a gap filled
+    /// later) is still applied. A database holding a version this binary
+    /// does not know is [`StoreError::TooNew`].
     async fn migrate(&self) -> Result<(), StoreError> {
         let known = sql::MIGRATIONS.last().map_or(0, |m| m.version);
         let db = &self.db;
@@ -185,18 +189,15 @@ impl Store {
                     .execute(&mut *tx)
                     .await
                     .map_err(|e| fail(0, "schema_migrations", e))?;
-                let current: i64 = sqlx::query_scalar(sql::MAX_VERSION)
-                    .fetch_one(&mut *tx)
+                let applied: Vec<i64> = sqlx::query_scalar(sql::APPLIED_VERSIONS)
+                    .fetch_all(&mut *tx)
                     .await
                     .map_err(|e| fail(0, "schema_migrations", e))?;
-                if current > known {
-                    return Err(StoreError::TooNew {
-                        db: db.clone(),
-                        found: current,
-                        known,
-                    });
-                }
-                for m in sql::MIGRATIONS.iter().filter(|m| m.version > current) {
+                too_new(db, &applied, known)?;
+                for m in sql::MIGRATIONS
+                    .iter()
+                    .filter(|m| !applied.contains(&m.version))
+                {
                     let ddl = if $is_pg { m.postgres } else { m.sqlite };
                     sqlx::raw_sql(ddl)
                         .execute(&mut *tx)
@@ -214,17 +215,15 @@ impl Store {
             }};
         }
         // Up to date already: nothing to write (a read-only copy still opens).
-        let current: Result<i64, sqlx::Error> = with_pool!(self, p => {
-            sqlx::query_scalar(sql::MAX_VERSION).fetch_one(p).await
+        let applied: Result<Vec<i64>, sqlx::Error> = with_pool!(self, p => {
+            sqlx::query_scalar(sql::APPLIED_VERSIONS).fetch_all(p).await
         });
-        match current {
-            Ok(v) if v == known => return Ok(()),
-            Ok(v) if v > known => {
-                return Err(StoreError::TooNew {
-                    db: db.clone(),
-                    found: v,
-                    known,
-                })
+        match applied {
+            Ok(v) => {
+                too_new(db, &v, known)?;
+                if sql::MIGRATIONS.iter().all(|m| v.contains(&m.version)) {
+                    return Ok(());
+                }
             }
             Err(e) => {
                 // No schema_migrations yet is expected; corrupt is not.
@@ -232,13 +231,29 @@ impl Store {
                     return Err(c);
                 }
             }
-            Ok(_) => {}
         }
         match &self.pool {
             Pool::Sqlite(p) => run!(p, p.begin_with("BEGIN IMMEDIATE"), false),
             Pool::Postgres(p) => run!(p, p.begin(), true),
         }
         Ok(())
+    }
+}
+
+/// A version applied to the database that this binary does not know (a
+/// newer binary migrated it) is [`StoreError::TooNew`].
+fn too_new(db: &str, applied: &[i64], known: i64) -> Result<(), StoreError> {
+    let unknown = applied
+        .iter()
+        .filter(|v| !sql::MIGRATIONS.iter().any(|m| m.version == **v))
+        .max();
+    match unknown {
+        Some(&found) => Err(StoreError::TooNew {
+            db: db.to_string(),
+            found,
+            known,
+        }),
+        None => Ok(()),
     }
 }
 

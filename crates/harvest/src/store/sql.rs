@@ -37,6 +37,12 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         postgres: include_str!("migrations/0004_alert_outbox.postgres.sql"),
     },
     Migration {
+        version: 5,
+        name: "budget_samples",
+        sqlite: include_str!("migrations/0005_budget_samples.sqlite.sql"),
+        postgres: include_str!("migrations/0005_budget_samples.postgres.sql"),
+    },
+    Migration {
         version: 6,
         name: "product_histories",
         sqlite: include_str!("migrations/0006_product_histories.sqlite.sql"),
@@ -49,8 +55,8 @@ pub(crate) const CREATE_SCHEMA_MIGRATIONS: &str = "CREATE TABLE IF NOT EXISTS sc
     name TEXT NOT NULL,
     applied_at_ms BIGINT NOT NULL
 )";
-pub(crate) const MAX_VERSION: &str =
-    "SELECT CAST(COALESCE(MAX(version), 0) AS BIGINT) FROM schema_migrations";
+pub(crate) const APPLIED_VERSIONS: &str =
+    "SELECT CAST(version AS BIGINT) FROM schema_migrations ORDER BY version";
 pub(crate) const RECORD_MIGRATION: &str = "INSERT INTO schema_migrations (version, name, applied_at_ms) VALUES ($1, $2, $3) ON CONFLICT (version) DO NOTHING";
 /// Serialises migrations between PostgreSQL processes starting at once.
 pub(crate) const PG_MIGRATION_LOCK: &str = "SELECT pg_advisory_xact_lock(7242853160412)";

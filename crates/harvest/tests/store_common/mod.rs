@@ -28,6 +28,13 @@ enum Cleanup {
     Schema { url: String, schema: String },
 }
 
+mod dashboard;
+#[allow(unused_imports)] // not every test file runs the suite
+pub use dashboard::{
+    a_missing_lower_migration_is_applied_and_an_unknown_one_refused,
+    dashboard_reads_what_was_committed, dashboard_shows_the_alert_outbox_once_an_alert_was_queued,
+};
+
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 
 fn unique(prefix: &str) -> String {
@@ -126,7 +133,10 @@ macro_rules! backend_suite {
             deal_deltas_and_raw_json_round_trip,
             feed_pages_are_recorded_once_with_their_rows,
             claims_exclude_other_processes_until_released,
-            alert_outbox_queues_once_per_version_and_claims_once
+            alert_outbox_queues_once_per_version_and_claims_once,
+            dashboard_reads_what_was_committed,
+            dashboard_shows_the_alert_outbox_once_an_alert_was_queued,
+            a_missing_lower_migration_is_applied_and_an_unknown_one_refused
         );
     };
     (@tests $fixture:path; $($name:ident),*) => {

@@ -127,7 +127,7 @@ fn eta(r: &StatusReport) -> String {
 /// which the store records on this machine's clock, `wall_ms`), then the
 /// jobs that spent tokens but keep no checkpoint. The harvest's jobs
 /// first, in pipeline order, then any other name.
-fn job_lines(r: &StatusReport, wall_ms: i64) -> Vec<String> {
+pub(crate) fn job_lines(r: &StatusReport, wall_ms: i64) -> Vec<String> {
     let mut jobs: Vec<(&str, String)> = r
         .checkpoints
         .iter()
