@@ -17,7 +17,7 @@ pub(crate) struct AlertArgs {
 
 #[derive(Debug, clap::Subcommand)]
 enum AlertCommand {
-    /// POST a sample alert (kind "test") to each [[alert]] of --config;
+    /// POST a sample alert (kind "test") to each `[[alert]]` of `--config`;
     /// exits 5 if one of them failed.
     Test,
 }

@@ -1,7 +1,7 @@
 //! Alerts: a deal matching an `[[alert]]` is announced to a webhook as it
 //! is stored.
 //!
-//! - `payload`: [`matches`] (the rules, at the pipeline's store step) and
+//! - `payload`: [`matches()`] (the rules, at the pipeline's store step) and
 //!   the alert object; [`body`], what each format (`json`, `slack`,
 //!   `discord`) POSTs.
 //! - `worker`: the [`Worker`] beside the jobs: it claims due rows of the

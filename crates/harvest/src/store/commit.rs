@@ -18,7 +18,7 @@ impl Store {
     ///
     /// Each [`AlertMatch`](super::AlertMatch) whose deal is new to the
     /// table, or seen at a lower price of its feed's type, becomes an
-    /// `alert_outbox` row in the same transaction (see [`super::outbox`]);
+    /// `alert_outbox` row in the same transaction (see `store::outbox`);
     /// one already there for the same version is counted, not repeated.
     pub async fn commit(&self, mut batch: Batch) -> Result<Committed, StoreError> {
         if batch.is_empty() {
